@@ -1,0 +1,202 @@
+"""The `hazmon` command line: migrate, registry import, ingest, api, simulate, run, demo."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from hazmon import logs
+from hazmon.db import DatabaseError, connect, redact
+from hazmon.settings import Settings
+
+log = logging.getLogger("hazmon")
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Create the database if needed and apply pending migrations."""
+    from hazmon.migrate import migrate
+
+    result = migrate(settings.database_url)
+    print(
+        f"数据库已是最新 / database up to date: {redact(settings.database_url)}\n"
+        f"  新建数据库 / created: {result.created_database}; "
+        f"已应用 / applied: {', '.join(result.applied) or '-'}\n"
+        f"  TimescaleDB license: {result.timescale_license}; "
+        f"跳过（需 Timescale 许可）/ skipped (need the Timescale license): "
+        f"{', '.join(result.skipped_tsl) or '-'}"
+    )
+    return 0
+
+
+def cmd_registry_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Load an inventory file of sites, works and devices."""
+    from registry import import_inventory, load_inventory
+
+    inventory = load_inventory(Path(args.file))
+    with connect(settings.database_url) as conn:
+        summary = import_inventory(conn, inventory)
+    print(
+        f"已导入 / imported {args.file}: 地区 regions {summary.regions}, 工地 sites {summary.sites}, "
+        f"危大工程 works {summary.works}, 设备 devices {summary.devices}, 序列 series {summary.series}"
+    )
+    return 0
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one ingest worker until SIGINT/SIGTERM."""
+    from prometheus_client import start_http_server
+
+    from ingest import IngestMetrics, IngestService
+
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=settings.api_host)
+    stop = _stop_on_signals()
+    IngestService(settings, IngestMetrics.create()).run(stop)
+    return 0
+
+
+def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve the HTTP API until SIGINT/SIGTERM."""
+    import uvicorn
+
+    from api import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.api_host,
+        port=args.port or settings.api_port,
+        log_config=None,
+        access_log=False,
+    )
+    return 0
+
+
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    """Publish the tower crane scenario (moment over 90 % then 100 % of rated)."""
+    from simulators import CraneSpec, GatewayPublisher, crane_lifts, publish_series
+
+    spec = CraneSpec(rated_load_t=args.rated_load_t, rated_moment_tm=args.rated_moment_tm)
+    with GatewayPublisher(settings.mqtt, settings.topic_root, args.site, args.device) as gateway:
+        samples = (s.values(spec) for s in crane_lifts(spec, period_s=args.period_s))
+        count = publish_series(gateway, samples, period_s=args.period_s, speedup=args.speedup)
+    print(f"已发布 / published {count} readings sets to {gateway.telemetry_topic}")
+    return 0
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    """Run ingest and the API as one supervised process group."""
+    from hazmon.supervisor import Supervisor
+
+    supervisor = Supervisor({"ingest": ["ingest"], "api": ["api"]})
+    supervisor.install_signal_handlers()
+    return supervisor.run()
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    """Load the demo inventory, start everything plus the simulator, print alerts as they open."""
+    from hazmon.demo import run_demo
+
+    return run_demo(settings, speedup=args.speedup, linger_s=args.linger_s)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with bilingual help."""
+    parser = argparse.ArgumentParser(
+        prog="hazmon",
+        description="危大工程监测预警后端 / monitoring backend for major-hazard construction works. "
+        "设置见 HAZMON_* 环境变量 / settings come from HAZMON_* environment variables.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub.add_parser(
+        "migrate", help="建库并升级表结构 / create the database and apply migrations"
+    ).set_defaults(func=cmd_migrate)
+
+    registry = sub.add_parser("registry", help="登记册 / registry of sites, works and devices")
+    registry_sub = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+    imp = registry_sub.add_parser(
+        "import", help="导入工地、危大工程、设备清单 / import an inventory (YAML or JSON)"
+    )
+    imp.add_argument("file", help="清单文件 / inventory file (docs/inventory.md)")
+    imp.set_defaults(func=cmd_registry_import)
+
+    ing = sub.add_parser("ingest", help="接收 MQTT 遥测并入库 / ingest MQTT telemetry")
+    ing.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="在此端口提供 Prometheus 指标 / serve Prometheus metrics on this port (0: off)",
+    )
+    ing.set_defaults(func=cmd_ingest)
+
+    api = sub.add_parser("api", help="HTTP 接口 / serve the HTTP API")
+    api.add_argument("--host", help="监听地址 / bind address (default HAZMON_API_HOST)")
+    api.add_argument("--port", type=int, help="端口 / port (default HAZMON_API_PORT)")
+    api.set_defaults(func=cmd_api)
+
+    sim = sub.add_parser("simulate", help="模拟塔吊网关 / simulate a tower crane gateway")
+    sim.add_argument("--site", default="DEMO-WH-001", help="工地编号 / site code")
+    sim.add_argument("--device", default="TC1-M", help="设备编号 / device code")
+    sim.add_argument("--period-s", type=float, default=1.0, help="采样周期 / sampling period, s")
+    sim.add_argument(
+        "--speedup", type=float, default=10.0, help="加速倍数 / time compression factor"
+    )
+    sim.add_argument("--rated-load-t", type=float, default=8.0, help="额定起重量 / rated load, t")
+    sim.add_argument(
+        "--rated-moment-tm", type=float, default=160.0, help="额定力矩 / rated moment, t·m"
+    )
+    sim.set_defaults(func=cmd_simulate)
+
+    sub.add_parser(
+        "run", help="一并运行接入与接口 / run ingest and the API together, supervised"
+    ).set_defaults(func=cmd_run)
+
+    demo = sub.add_parser(
+        "demo", help="演示：模拟塔吊超限并显示报警 / demo: a crane overload, alerts live"
+    )
+    demo.add_argument(
+        "--speedup", type=float, default=10.0, help="加速倍数 / time compression factor"
+    )
+    demo.add_argument(
+        "--linger-s",
+        type=float,
+        default=5.0,
+        help="场景结束后继续运行的秒数 / seconds to keep running after the scenario",
+    )
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `hazmon` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValueError as exc:
+        print(f"配置错误 / bad configuration: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level)
+    try:
+        code: int = args.func(settings, args)
+    except DatabaseError as exc:
+        print(f"数据库错误 / database error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # InventoryError, CatalogueError and other bad input
+        print(f"输入错误 / invalid input: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""Decode and validate gateway telemetry into numpy columns; pure, no I/O.
+
+The wire format (DESIGN.md, the ThingsBoard telemetry shape): a JSON object
+`{"ts": <epoch ms>, "values": {"<metric>": <number>, ...}}` or an array of such objects, on the
+topic `{root}/{site_code}/{device_code}/telemetry`. A payload without `ts` takes the receive time.
+
+Bad input is never an exception to the caller: it comes back as a `Rejection` with a
+machine-readable reason, so ingest can dead-letter it with the raw bytes and go on. Valid
+readings of a payload are kept even when some of its values are rejected; the payload is then
+dead-lettered too, so the rejected values can be replayed once the registry is fixed (replaying
+the good ones again is harmless: storage is idempotent on (series, time)).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+import numpy as np
+from numpy.typing import NDArray
+
+
+class Reason(StrEnum):
+    """Why a payload (or part of it) went to dead letters; the values are stored and exported."""
+
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    WRONG_SHAPE = "wrong_shape"
+    TOO_MANY_READINGS = "too_many_readings"
+    BAD_TOPIC = "bad_topic"
+    UNKNOWN_SITE = "unknown_site"
+    UNKNOWN_DEVICE = "unknown_device"
+    DEVICE_NOT_IN_SITE = "device_not_in_site"
+    UNKNOWN_METRIC = "unknown_metric"
+    NOT_A_NUMBER = "not_a_number"
+    NOT_FINITE = "not_finite"
+    TIMESTAMP_TOO_OLD = "timestamp_too_old"
+    TIMESTAMP_IN_FUTURE = "timestamp_in_future"
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What a payload may be; from Settings, in the units of their names."""
+
+    max_payload_bytes: int
+    max_readings_per_payload: int
+    max_reading_age_s: int
+    max_future_skew_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSeries:
+    """One registered device: the series id of each metric it may send."""
+
+    device_id: int
+    hazard_kind: str
+    series_by_metric: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesLookup:
+    """What decoding needs from the registry: devices by (site, device) code and the catalogue."""
+
+    devices: Mapping[tuple[str, str], DeviceSeries]
+    sites: frozenset[str]
+    device_sites: Mapping[str, frozenset[str]]
+    metrics_by_kind: Mapping[str, frozenset[str]]
+
+    @classmethod
+    def empty(cls) -> SeriesLookup:
+        """A lookup that knows no site: every payload is rejected as unknown_site."""
+        return cls({}, frozenset(), {}, {})
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A reason and a human-readable detail naming the offending part."""
+
+    reason: Reason
+    detail: str
+
+
+_EMPTY_I64: NDArray[np.int64] = np.empty(0, dtype=np.int64)
+_EMPTY_F64: NDArray[np.float64] = np.empty(0, dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """The readings of one payload as columns, plus the rejection if anything was refused."""
+
+    series_id: NDArray[np.int64] = field(default_factory=lambda: _EMPTY_I64)
+    time_us: NDArray[np.int64] = field(default_factory=lambda: _EMPTY_I64)
+    value: NDArray[np.float64] = field(default_factory=lambda: _EMPTY_F64)
+    rejection: Rejection | None = None
+    rejected_values: int = 0
+
+    @property
+    def count(self) -> int:
+        """Number of accepted readings."""
+        return len(self.series_id)
+
+
+def _reject(reason: Reason, detail: str) -> Decoded:
+    return Decoded(rejection=Rejection(reason, detail))
+
+
+class _Envelope(msgspec.Struct, forbid_unknown_fields=False):
+    values: dict[str, float]
+    ts: int | None = None
+
+
+_FAST = msgspec.json.Decoder(_Envelope | list[_Envelope])
+
+
+@dataclass(frozen=True, slots=True)
+class TopicAddress:
+    """The site and device a telemetry or status topic names."""
+
+    site_code: str
+    device_code: str
+    channel: str
+
+
+def parse_topic(topic: str, root: str) -> TopicAddress | None:
+    """Split `{root}/{site}/{device}/{channel}`; None if the topic has another shape."""
+    prefix = root + "/"
+    if not topic.startswith(prefix):
+        return None
+    parts = topic[len(prefix) :].split("/")
+    if len(parts) != 3 or not all(parts):
+        return None
+    return TopicAddress(parts[0], parts[1], parts[2])
+
+
+def decode_telemetry(
+    address: TopicAddress,
+    payload: bytes,
+    received_us: int,
+    limits: Limits,
+    lookup: SeriesLookup,
+) -> Decoded:
+    """Decode one telemetry payload into readings, or say why it cannot be stored.
+
+    Args:
+        address: site and device from the topic.
+        payload: the raw MQTT payload.
+        received_us: receive time, epoch microseconds (UTC); used when `ts` is absent.
+        limits: size, count and time-window limits.
+        lookup: the registry's devices and metrics.
+    """
+    if len(payload) > limits.max_payload_bytes:
+        return _reject(
+            Reason.PAYLOAD_TOO_LARGE,
+            f"{len(payload)} bytes, limit {limits.max_payload_bytes}",
+        )
+    device = lookup.devices.get((address.site_code, address.device_code))
+    if device is None:
+        return _reject(*_unknown_device(address, lookup))
+    try:
+        envelopes = _FAST.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return _decode_slow(payload, device, received_us, limits, lookup)
+    if isinstance(envelopes, _Envelope):
+        envelopes = [envelopes]
+    return _columns(envelopes, device, received_us, limits, lookup)
+
+
+def _unknown_device(address: TopicAddress, lookup: SeriesLookup) -> tuple[Reason, str]:
+    if address.site_code not in lookup.sites:
+        return Reason.UNKNOWN_SITE, f"site {address.site_code!r} is not registered"
+    elsewhere = lookup.device_sites.get(address.device_code)
+    if elsewhere:
+        return (
+            Reason.DEVICE_NOT_IN_SITE,
+            f"device {address.device_code!r} is registered at site(s) {sorted(elsewhere)}, "
+            f"not at {address.site_code!r}",
+        )
+    return (
+        Reason.UNKNOWN_DEVICE,
+        f"device {address.device_code!r} is not registered at site {address.site_code!r}",
+    )
+
+
+def _columns(
+    envelopes: list[_Envelope],
+    device: DeviceSeries,
+    received_us: int,
+    limits: Limits,
+    lookup: SeriesLookup,
+) -> Decoded:
+    n_values = sum(len(e.values) for e in envelopes)
+    if not envelopes or n_values == 0:
+        return _reject(Reason.WRONG_SHAPE, "payload holds no readings")
+    if n_values > limits.max_readings_per_payload:
+        return _reject(
+            Reason.TOO_MANY_READINGS,
+            f"{n_values} readings, limit {limits.max_readings_per_payload}",
+        )
+    series_id = np.empty(n_values, dtype=np.int64)
+    time_us = np.empty(n_values, dtype=np.int64)
+    value = np.empty(n_values, dtype=np.float64)
+    series_by_metric = device.series_by_metric
+    n = 0
+    first_problem: Rejection | None = None
+    rejected = 0
+    for envelope in envelopes:
+        # Clamped so an absurd ts cannot overflow int64; the window check below refuses it.
+        ts_us = received_us if envelope.ts is None else _clamp_ms(envelope.ts) * 1000
+        for metric, reading in envelope.values.items():
+            sid = series_by_metric.get(metric)
+            if sid is None:
+                rejected += 1
+                if first_problem is None:
+                    first_problem = _metric_problem(metric, device, lookup)
+                continue
+            series_id[n] = sid
+            time_us[n] = ts_us
+            value[n] = reading
+            n += 1
+    series_id, time_us, value = series_id[:n], time_us[:n], value[:n]
+    keep = np.isfinite(value)
+    if not keep.all():
+        rejected += int((~keep).sum())
+        first_problem = first_problem or Rejection(Reason.NOT_FINITE, "value is NaN or infinite")
+    oldest_us = received_us - limits.max_reading_age_s * 1_000_000
+    too_old = time_us < oldest_us
+    too_new = time_us > received_us + limits.max_future_skew_s * 1_000_000
+    if too_old.any() or too_new.any():
+        rejected += int((keep & (too_old | too_new)).sum())
+        if first_problem is None:
+            first_problem = (
+                Rejection(
+                    Reason.TIMESTAMP_TOO_OLD,
+                    f"ts older than {limits.max_reading_age_s} s before receipt",
+                )
+                if too_old.any()
+                else Rejection(
+                    Reason.TIMESTAMP_IN_FUTURE,
+                    f"ts more than {limits.max_future_skew_s} s after receipt",
+                )
+            )
+        keep &= ~(too_old | too_new)
+    if rejected:
+        series_id, time_us, value = series_id[keep], time_us[keep], value[keep]
+        assert first_problem is not None
+        detail = f"{first_problem.detail} ({rejected} of {n_values} values refused)"
+        return Decoded(series_id, time_us, value, Rejection(first_problem.reason, detail), rejected)
+    return Decoded(series_id, time_us, value)
+
+
+_MS_BOUND = 10**15  # epoch ms of about the year 33658: far outside any accepted window
+
+
+def _clamp_ms(ts_ms: int) -> int:
+    return max(-_MS_BOUND, min(ts_ms, _MS_BOUND))
+
+
+def _metric_problem(metric: str, device: DeviceSeries, lookup: SeriesLookup) -> Rejection:
+    known = lookup.metrics_by_kind.get(device.hazard_kind, frozenset())
+    if metric in known:
+        return Rejection(
+            Reason.UNKNOWN_METRIC,
+            f"metric {metric!r} is not configured on this device",
+        )
+    return Rejection(
+        Reason.UNKNOWN_METRIC,
+        f"metric {metric!r} is not a {device.hazard_kind} metric "
+        f"(known: {', '.join(sorted(known))})",
+    )
+
+
+def _decode_slow(
+    payload: bytes,
+    device: DeviceSeries,
+    received_us: int,
+    limits: Limits,
+    lookup: SeriesLookup,
+) -> Decoded:
+    """Classify a payload the fast typed decoder refused, precisely enough to name the reason."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _reject(Reason.INVALID_UTF8, f"byte {exc.start}: {exc.reason}")
+    try:
+        # The standard module accepts NaN/Infinity literals, which msgspec rightly refuses:
+        # decoding them here lets such payloads be classed as not_finite, not invalid_json.
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return _reject(Reason.INVALID_JSON, f"line {exc.lineno} column {exc.colno}: {exc.msg}")
+    items = raw if isinstance(raw, list) else [raw]
+    if not items:
+        return _reject(Reason.WRONG_SHAPE, "empty array")
+    if len(items) > limits.max_readings_per_payload:
+        return _reject(
+            Reason.TOO_MANY_READINGS,
+            f"{len(items)} entries, limit {limits.max_readings_per_payload}",
+        )
+    envelopes: list[_Envelope] = []
+    non_numbers: list[str] = []
+    non_finite = False
+    for index, item in enumerate(items):
+        shape_error = _shape_error(item)
+        if shape_error:
+            return _reject(Reason.WRONG_SHAPE, f"entry {index}: {shape_error}")
+        values: dict[str, float] = {}
+        for metric, reading in item["values"].items():
+            if isinstance(reading, bool) or not isinstance(reading, int | float):
+                non_numbers.append(metric)
+            elif not math.isfinite(reading):
+                non_finite = True
+            else:
+                values[metric] = float(reading)
+        envelopes.append(_Envelope(values=values, ts=item.get("ts")))
+    if non_numbers or non_finite:
+        decoded = (
+            _columns(envelopes, device, received_us, limits, lookup)
+            if any(e.values for e in envelopes)
+            else Decoded()
+        )
+        refused = len(non_numbers) + (1 if non_finite and not non_numbers else 0)
+        reason, detail = (
+            (Reason.NOT_A_NUMBER, f"values of {sorted(set(non_numbers))} are not numbers")
+            if non_numbers
+            else (Reason.NOT_FINITE, "value is NaN or infinite")
+        )
+        return Decoded(
+            decoded.series_id,
+            decoded.time_us,
+            decoded.value,
+            Rejection(reason, detail),
+            decoded.rejected_values + refused,
+        )
+    return _columns(envelopes, device, received_us, limits, lookup)
+
+
+def _shape_error(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return f"expected an object, got {type(item).__name__}"
+    values = item.get("values")
+    if not isinstance(values, dict):
+        return "'values' must be an object of metric: number"
+    ts = item.get("ts")
+    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int)):
+        return f"'ts' must be an integer epoch in milliseconds, got {ts!r}"
+    return None

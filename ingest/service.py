@@ -1,0 +1,312 @@
+"""The ingest loop: batch messages, decode, store idempotently with the rules' transitions,
+commit, then acknowledge. Nothing is acknowledged before it is committed; nothing is dropped
+when the database is away: the batch waits, unacknowledged, and the broker holds the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from hazmon import alertstore
+from hazmon.backoff import Backoff
+from hazmon.db import DatabaseError, connect
+from hazmon.settings import Settings
+from ingest.decode import Limits, Reason, SeriesLookup, decode_telemetry, parse_topic
+from ingest.metrics import IngestMetrics
+from ingest.mqtt import Message, MqttSource
+from ingest.status import parse_status
+from ingest.store import (
+    DeadLetter,
+    DeviceStatus,
+    copy_readings,
+    insert_dead_letters,
+    load_lookup,
+    record_device_status,
+    registry_version,
+)
+from rules import Batch, Engine
+
+log = logging.getLogger(__name__)
+
+TICK_INTERVAL_S = 1.0
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """A batch of messages turned into columns, dead letters and status reports."""
+
+    messages: list[Message]
+    series_id: np.ndarray[Any, np.dtype[np.int64]]
+    time_us: np.ndarray[Any, np.dtype[np.int64]]
+    value: np.ndarray[Any, np.dtype[np.float64]]
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    statuses: list[DeviceStatus] = field(default_factory=list)
+
+
+def subscriptions(settings: Settings) -> list[str]:
+    """Topic filters of this worker: every site, or only the sites of its partition."""
+    sites = sorted(settings.partition_sites) or ["+"]
+    root = settings.topic_root
+    return [f"{root}/{site}/+/{channel}" for site in sites for channel in ("telemetry", "status")]
+
+
+class IngestService:
+    """One ingest worker: owns its MQTT session, one database connection and its rule state."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: IngestMetrics,
+        *,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._backoff = backoff or Backoff()
+        self._limits = Limits(
+            max_payload_bytes=settings.max_payload_bytes,
+            max_readings_per_payload=settings.max_readings_per_payload,
+            max_reading_age_s=settings.max_reading_age_s,
+            max_future_skew_s=settings.max_future_skew_s,
+        )
+        self.source = MqttSource(
+            settings.mqtt,
+            client_id=settings.mqtt_client_id,
+            topics=subscriptions(settings),
+            max_pending=settings.max_pending_messages,
+            session_expiry_s=settings.mqtt_session_expiry_s,
+            keepalive_s=settings.mqtt_keepalive_s,
+        )
+        self._conn: psycopg.Connection[Any] | None = None
+        self._lookup = SeriesLookup.empty()
+        self._engine: Engine | None = None
+        self._registry_version = -1
+        self.ready = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until `stop` is set, then flush what was collected and disconnect."""
+        self._ensure_connection(stop)
+        if stop.is_set():
+            return
+        self.source.start()
+        self.ready.set()
+        log.info("ingest started", extra={"topics": subscriptions(self.settings)})
+        next_tick = time.monotonic() + TICK_INTERVAL_S
+        next_refresh = time.monotonic() + self.settings.registry_refresh_s
+        reconnects_seen = 0
+        try:
+            while not stop.is_set():
+                messages = self._collect(stop)
+                if messages:
+                    self._commit_until_done(messages, stop)
+                now = time.monotonic()
+                if now >= next_tick:
+                    self._tick(stop)
+                    next_tick = now + TICK_INTERVAL_S
+                if now >= next_refresh:
+                    self._refresh_registry(stop)
+                    next_refresh = now + self.settings.registry_refresh_s
+                if self.source.reconnects != reconnects_seen:
+                    self.metrics.broker_reconnects.inc(self.source.reconnects - reconnects_seen)
+                    reconnects_seen = self.source.reconnects
+        finally:
+            self.source.stop()
+            if self._conn is not None:
+                self._conn.close()
+            log.info("ingest stopped")
+
+    def _collect(self, stop: threading.Event) -> list[Message]:
+        """Take messages until the batch holds enough readings or the first one is old enough."""
+        queue_ = self.source.messages
+        try:
+            first = queue_.get(timeout=0.1)
+        except Exception:  # queue.Empty
+            return []
+        messages = [first]
+        deadline = time.monotonic() + self.settings.batch_max_wait_ms / 1000
+        # Sizes are estimated from bytes (about 40 bytes a reading) to avoid decoding twice.
+        budget = self.settings.batch_max_readings * 40 - len(first.payload)
+        while budget > 0 and not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                message = queue_.get(timeout=remaining)
+            except Exception:  # queue.Empty
+                break
+            messages.append(message)
+            budget -= len(message.payload)
+        self.metrics.messages_received.inc(len(messages))
+        self.metrics.pending_messages.set(len(messages) + queue_.qsize())
+        return messages
+
+    def _prepare(self, messages: list[Message]) -> _Prepared:
+        root = self.settings.topic_root
+        parts_sid: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+        parts_t: list[np.ndarray[Any, np.dtype[np.int64]]] = []
+        parts_v: list[np.ndarray[Any, np.dtype[np.float64]]] = []
+        letters: list[DeadLetter] = []
+        statuses: list[DeviceStatus] = []
+        for m in messages:
+            address = parse_topic(m.topic, root)
+            if address is not None and address.channel == "telemetry":
+                decoded = decode_telemetry(
+                    address, m.payload, m.received_us, self._limits, self._lookup
+                )
+                if decoded.count:
+                    parts_sid.append(decoded.series_id)
+                    parts_t.append(decoded.time_us)
+                    parts_v.append(decoded.value)
+                if decoded.rejection is not None:
+                    letters.append(
+                        DeadLetter(
+                            m.topic,
+                            decoded.rejection.reason,
+                            decoded.rejection.detail,
+                            m.payload,
+                            m.received_us,
+                        )
+                    )
+            elif address is not None and address.channel == "status":
+                status = parse_status(address, m.payload, m.received_us)
+                if isinstance(status, DeviceStatus):
+                    statuses.append(status)
+                else:
+                    letters.append(
+                        DeadLetter(m.topic, status.reason, status.detail, m.payload, m.received_us)
+                    )
+            else:
+                letters.append(
+                    DeadLetter(
+                        m.topic,
+                        Reason.BAD_TOPIC,
+                        f"expected {root}/<site>/<device>/telemetry",
+                        m.payload,
+                        m.received_us,
+                    )
+                )
+        if parts_sid:
+            sid, t, v = np.concatenate(parts_sid), np.concatenate(parts_t), np.concatenate(parts_v)
+        else:
+            sid, t, v = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
+        return _Prepared(messages, sid, t, v, letters, statuses)
+
+    def _commit_until_done(self, messages: list[Message], stop: threading.Event) -> None:
+        prepared = self._prepare(messages)
+        while True:
+            try:
+                self._commit(prepared)
+                break
+            except psycopg.OperationalError as exc:
+                self.metrics.db_failures.inc()
+                log.warning(
+                    "batch not committed; keeping it unacknowledged and retrying",
+                    extra={"error": str(exc).strip(), "messages": len(messages)},
+                )
+                self._drop_connection()
+                # Rule state advanced in memory for a transaction that did not commit: it is
+                # rebuilt from the database on reconnection, before the batch is graded again.
+                self._ensure_connection(stop, force_reload=True)
+                if stop.is_set() and self._conn is None:
+                    return
+        acked = self.source.ack(messages)
+        self.metrics.messages_committed.inc(acked)
+        self.metrics.pending_messages.set(self.source.messages.qsize())
+
+    def _commit(self, batch: _Prepared) -> None:
+        conn = self._require_connection()
+        assert self._engine is not None
+        started = time.monotonic()
+        with conn.transaction():
+            fresh = copy_readings(conn, batch.series_id, batch.time_us, batch.value)
+            graded = Batch(batch.series_id[fresh], batch.time_us[fresh], batch.value[fresh])
+            now_us = time.time_ns() // 1000
+            transitions = self._engine.evaluate(graded, now_us)
+            alertstore.record(conn, transitions)
+            insert_dead_letters(conn, batch.dead_letters)
+            record_device_status(conn, batch.statuses)
+        elapsed = time.monotonic() - started
+        n_new = int(fresh.sum())
+        self.metrics.commit_seconds.observe(elapsed)
+        self.metrics.batch_readings.observe(len(fresh))
+        self.metrics.readings_received.inc(len(fresh))
+        self.metrics.readings_committed.inc(n_new)
+        self.metrics.readings_duplicate.inc(len(fresh) - n_new)
+        for letter in batch.dead_letters:
+            self.metrics.dead_letters.labels(reason=letter.reason).inc()
+        if len(batch.time_us):
+            self.metrics.lag_seconds.observe(
+                max(0.0, (time.time_ns() // 1000 - int(batch.time_us.max())) / 1e6)
+            )
+
+    def _tick(self, stop: threading.Event) -> None:
+        if self._engine is None:
+            return
+        try:
+            conn = self._require_connection()
+            with conn.transaction():
+                alertstore.record(conn, self._engine.tick(time.time_ns() // 1000))
+        except psycopg.OperationalError:
+            self._drop_connection()
+            self._ensure_connection(stop, force_reload=True)
+
+    def _refresh_registry(self, stop: threading.Event) -> None:
+        try:
+            conn = self._require_connection()
+            version = registry_version(conn)
+            conn.rollback()
+            if version != self._registry_version:
+                self._load(conn, version)
+        except psycopg.OperationalError:
+            self._drop_connection()
+            self._ensure_connection(stop, force_reload=True)
+
+    def _load(self, conn: psycopg.Connection[Any], version: int) -> None:
+        partition = self.settings.partition_sites
+        self._lookup = load_lookup(conn, partition)
+        self._engine = alertstore.load_engine(conn, partition or None)
+        conn.commit()
+        self._registry_version = version
+        log.info(
+            "registry loaded",
+            extra={"version": version, "devices": len(self._lookup.devices)},
+        )
+
+    def _require_connection(self) -> psycopg.Connection[Any]:
+        if self._conn is None or self._conn.closed:
+            raise psycopg.OperationalError("no database connection")
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def _ensure_connection(self, stop: threading.Event, *, force_reload: bool = False) -> None:
+        """Connect (with capped, jittered backoff) and load the registry and rule state."""
+        while not stop.is_set():
+            try:
+                if self._conn is None:
+                    self._conn = connect(self.settings.database_url)
+                version = registry_version(self._conn)
+                if force_reload or version != self._registry_version:
+                    self._load(self._conn, version)
+                self._backoff.reset()
+                return
+            except (DatabaseError, psycopg.OperationalError) as exc:
+                self._drop_connection()
+                delay = self._backoff.next_delay_s()
+                log.warning(
+                    "database unavailable; ingest paused (messages stay unacknowledged)",
+                    extra={"error": str(exc).strip()[:300], "retry_in_s": round(delay, 2)},
+                )
+                stop.wait(delay)

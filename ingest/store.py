@@ -1,0 +1,194 @@
+"""The one module that talks SQL for ingest: the registry lookup and idempotent batch writes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import psycopg
+from numpy.typing import NDArray
+
+from hazmon.catalogue import catalogue
+from ingest.decode import DeviceSeries, SeriesLookup
+
+_EPOCH_TO_PG_US = 946_684_800_000_000  # 2000-01-01 (PostgreSQL's epoch) in Unix microseconds
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A payload refused in whole or in part, kept with its raw bytes."""
+
+    topic: str
+    reason: str
+    detail: str
+    payload: bytes
+    received_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """An online/offline report from a gateway's status topic (or its last will)."""
+
+    site_code: str
+    device_code: str
+    online: bool
+    at_us: int
+
+
+def registry_version(conn: psycopg.Connection[Any]) -> int:
+    """The registry's change counter (bumped by triggers on every registry table)."""
+    row = conn.execute("SELECT version FROM registry_version").fetchone()
+    return int(row[0]) if row else 0
+
+
+def load_lookup(conn: psycopg.Connection[Any], site_codes: frozenset[str]) -> SeriesLookup:
+    """Build the (site, device, metric) → series id map for the given sites (empty = all)."""
+    rows = conn.execute(
+        """SELECT s.code, d.code, d.id, w.hazard_kind, se.metric, se.id
+           FROM devices d
+           JOIN sites s ON s.id = d.site_id
+           JOIN works w ON w.id = d.work_id
+           LEFT JOIN series se ON se.device_id = d.id
+           WHERE cardinality(%s::text[]) = 0 OR s.code = ANY(%s::text[])""",
+        (list(site_codes), list(site_codes)),
+    ).fetchall()
+    series: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+    device_meta: dict[tuple[str, str], tuple[int, str]] = {}
+    device_sites: dict[str, set[str]] = defaultdict(set)
+    for site_code, device_code, device_id, kind, metric, series_id in rows:
+        device_meta[(site_code, device_code)] = (device_id, kind)
+        device_sites[device_code].add(site_code)
+        if metric is not None:
+            series[(site_code, device_code)][metric] = series_id
+    all_sites = {str(r[0]) for r in conn.execute("SELECT code FROM sites")}
+    owned = frozenset(all_sites if not site_codes else all_sites & site_codes)
+    devices = {
+        key: DeviceSeries(device_id, kind, series.get(key, {}))
+        for key, (device_id, kind) in device_meta.items()
+    }
+    return SeriesLookup(
+        devices=devices,
+        sites=owned,
+        device_sites={code: frozenset(s) for code, s in device_sites.items()},
+        metrics_by_kind={code: frozenset(kind.metrics) for code, kind in catalogue().items()},
+    )
+
+
+def copy_readings(
+    conn: psycopg.Connection[Any],
+    series_id: NDArray[np.int64],
+    time_us: NDArray[np.int64],
+    value: NDArray[np.float64],
+) -> NDArray[np.bool_]:
+    """Store readings idempotently on (series_id, time); return a mask of those that were new.
+
+    Fast path: binary COPY straight into the hypertable, inside a savepoint. A batch that hits
+    the unique index (a redelivery after a crash, or a duplicate within the batch) rolls back
+    to the savepoint and takes the staged path: COPY into a temporary table, then
+    INSERT … ON CONFLICT DO NOTHING RETURNING, which says which rows were new so the rules
+    never grade a reading twice.
+    """
+    n = len(series_id)
+    if n == 0:
+        return np.zeros(0, dtype=np.bool_)
+    records = _records(series_id, time_us, value)
+    try:
+        with (
+            conn.transaction(),
+            conn.cursor() as cur,
+            cur.copy("COPY readings (time, series_id, value) FROM STDIN (FORMAT BINARY)") as cp,
+        ):
+            cp.write(records)
+        return np.ones(n, dtype=np.bool_)
+    except psycopg.errors.UniqueViolation:
+        pass
+    with conn.cursor() as cur:
+        cur.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS readings_staging "
+            "(time timestamptz, series_id int, value float8, idx int) ON COMMIT DELETE ROWS"
+        )
+        cur.execute("TRUNCATE readings_staging")
+        with cur.copy("COPY readings_staging (time, series_id, value, idx) FROM STDIN") as cp:
+            for i in range(n):
+                cp.write_row((_pg_time(int(time_us[i])), int(series_id[i]), float(value[i]), i))
+        cur.execute(
+            """INSERT INTO readings (time, series_id, value)
+               SELECT DISTINCT ON (series_id, time) time, series_id, value
+               FROM readings_staging ORDER BY series_id, time, idx
+               ON CONFLICT DO NOTHING
+               RETURNING series_id, time"""
+        )
+        inserted = {(sid, t) for sid, t in cur.fetchall()}
+    fresh = np.zeros(n, dtype=np.bool_)
+    seen: set[tuple[int, datetime]] = set()
+    for i in range(n):
+        key = (int(series_id[i]), _pg_time(int(time_us[i])))
+        if key in inserted and key not in seen:
+            fresh[i] = True
+            seen.add(key)
+    return fresh
+
+
+_BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_ROW = np.dtype(
+    [
+        ("nfields", ">i2"),
+        ("len_time", ">i4"),
+        ("time", ">i8"),
+        ("len_series", ">i4"),
+        ("series", ">i4"),
+        ("len_value", ">i4"),
+        ("value", ">f8"),
+    ]
+)
+
+
+def _records(
+    series_id: NDArray[np.int64], time_us: NDArray[np.int64], value: NDArray[np.float64]
+) -> bytes:
+    """The whole batch in PostgreSQL's binary COPY format, built with numpy in one pass."""
+    rows = np.empty(len(series_id), dtype=_ROW)
+    rows["nfields"] = 3
+    rows["len_time"] = 8
+    rows["time"] = time_us - _EPOCH_TO_PG_US
+    rows["len_series"] = 4
+    rows["series"] = series_id
+    rows["len_value"] = 8
+    rows["value"] = value
+    return _BINARY_HEADER + rows.tobytes() + b"\xff\xff"
+
+
+def _pg_time(time_us: int) -> datetime:
+    return datetime.fromtimestamp(time_us / 1_000_000, UTC).replace(microsecond=time_us % 1_000_000)
+
+
+def insert_dead_letters(conn: psycopg.Connection[Any], letters: Sequence[DeadLetter]) -> None:
+    """Store refused payloads with their reason and raw bytes."""
+    if not letters:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO dead_letters (received_at, topic, reason, detail, payload)
+               VALUES (%s, %s, %s, %s, %s)""",
+            [(_pg_time(d.received_us), d.topic, d.reason, d.detail, d.payload) for d in letters],
+        )
+
+
+def record_device_status(conn: psycopg.Connection[Any], reports: Sequence[DeviceStatus]) -> None:
+    """Mark devices online/offline as their gateways report it; an older report never wins."""
+    if not reports:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO device_status (device_id, online, changed_at)
+               SELECT d.id, %s, %s FROM devices d JOIN sites s ON s.id = d.site_id
+               WHERE s.code = %s AND d.code = %s
+               ON CONFLICT (device_id) DO UPDATE
+               SET online = EXCLUDED.online, changed_at = EXCLUDED.changed_at
+               WHERE device_status.changed_at <= EXCLUDED.changed_at""",
+            [(r.online, _pg_time(r.at_us), r.site_code, r.device_code) for r in reports],
+        )

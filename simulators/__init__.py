@@ -1,0 +1,6 @@
+"""Device models and scenarios that publish like real site gateways."""
+
+from simulators.crane import CraneSample, CraneSpec, crane_lifts
+from simulators.publisher import GatewayPublisher, publish_series
+
+__all__ = ["CraneSample", "CraneSpec", "GatewayPublisher", "crane_lifts", "publish_series"]
