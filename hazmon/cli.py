@@ -82,6 +82,18 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
+    """Deliver alert notifications from the outbox to webhooks until SIGINT/SIGTERM."""
+    from prometheus_client import start_http_server
+
+    from notify import Notifier
+
+    if args.metrics_port:
+        start_http_server(args.metrics_port, addr=settings.api_host)
+    Notifier(settings.database_url).run(_stop_on_signals())
+    return 0
+
+
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     """Publish the tower crane scenario (moment over 90 % then 100 % of rated)."""
     from simulators import CraneSpec, GatewayPublisher, crane_lifts, publish_series
@@ -98,7 +110,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     """Run ingest and the API as one supervised process group."""
     from hazmon.supervisor import Supervisor
 
-    supervisor = Supervisor({"ingest": ["ingest"], "api": ["api"]})
+    supervisor = Supervisor({"ingest": ["ingest"], "api": ["api"], "notify": ["notify"]})
     supervisor.install_signal_handlers()
     return supervisor.run()
 
@@ -145,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--port", type=int, help="端口 / port (default HAZMON_API_PORT)")
     api.set_defaults(func=cmd_api)
 
+    notify = sub.add_parser("notify", help="推送报警到 Webhook / deliver alerts to webhooks")
+    notify.add_argument(
+        "--metrics-port", type=int, default=0,
+        help="在此端口提供 Prometheus 指标 / serve Prometheus metrics on this port (0: off)",
+    )
+    notify.set_defaults(func=cmd_notify)
+
     sim = sub.add_parser("simulate", help="模拟塔吊网关 / simulate a tower crane gateway")
     sim.add_argument("--site", default="DEMO-WH-001", help="工地编号 / site code")
     sim.add_argument("--device", default="TC1-M", help="设备编号 / device code")
@@ -159,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.set_defaults(func=cmd_simulate)
 
     sub.add_parser(
-        "run", help="一并运行接入与接口 / run ingest and the API together, supervised"
+        "run", help="一并运行接入、接口与推送 / run ingest, the API and the notifier, supervised"
     ).set_defaults(func=cmd_run)
 
     demo = sub.add_parser(

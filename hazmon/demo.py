@@ -40,7 +40,7 @@ def run_demo(settings: Settings, *, speedup: float, linger_s: float) -> int:
         f"接口 / API: http://{settings.api_host}:{settings.api_port}/alerts  (Ctrl-C 结束 / to stop)"
     )
 
-    supervisor = Supervisor({"ingest": ["ingest"], "api": ["api"]})
+    supervisor = Supervisor({"ingest": ["ingest"], "api": ["api"], "notify": ["notify"]})
     supervisor.install_signal_handlers()
     runner = threading.Thread(target=supervisor.run, name="supervisor")
     runner.start()

@@ -94,11 +94,12 @@ class Inventory(_Strict):
     @field_validator("sites")
     @classmethod
     def _unique_codes(cls, sites: list[SiteIn]) -> list[SiteIn]:
-        _require_unique("site", [s.code for s in sites])
+        _require_unique("site code", [s.code for s in sites])
         for site in sites:
-            _require_unique(f"work in site {site.code}", [w.code for w in site.works])
+            _require_unique(f"work code in site {site.code}", [w.code for w in site.works])
             _require_unique(
-                f"device in site {site.code}", [d.code for w in site.works for d in w.devices]
+                f"device code in site {site.code}",
+                [d.code for w in site.works for d in w.devices],
             )
         return sites
 
@@ -107,7 +108,7 @@ def _require_unique(what: str, codes: list[str]) -> None:
     seen: set[str] = set()
     for code in codes:
         if code in seen:
-            raise ValueError(f"duplicate {what} code {code!r}")
+            raise ValueError(f"duplicate {what}: {code!r}")
         seen.add(code)
 
 

@@ -56,7 +56,7 @@ def test_run_starts_ingest_and_api_and_stops_both_on_signal(settings: Settings, 
     assert code == 0, logs
     assert '"ingest started"' in logs
     assert '"ingest stopped"' in logs
-    assert logs.count('"service stopped"') == 2
+    assert logs.count('"service stopped"') == 3  # ingest, api, notify
     assert not _healthy(port)
 
 

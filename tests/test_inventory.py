@@ -57,7 +57,7 @@ def test_cli_imports_the_demo_inventory_twice(db_url: str, monkeypatch: pytest.M
         (lambda s: s.update(region_code="42"), "region_code"),
         (lambda s: s.update(code="bad code!"), "code"),
         (lambda s: s["works"][0]["devices"][0].update(metrics=["load_t", "depth_mm"]), "depth_mm"),
-        (lambda s: s["works"].append(s["works"][0]), "duplicate work code"),
+        (lambda s: s["works"].append(s["works"][0]), "duplicate work code in site S1"),
     ],
 )
 def test_invalid_inventories_are_refused_with_the_cause(
