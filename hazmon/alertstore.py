@@ -1,0 +1,372 @@
+"""The database side of the rule engine: the only module that reads or writes alerts in SQL.
+
+- `load_engine` builds a `rules.Engine` for all series (or those of some sites) from the
+  registry tables, pins initial baselines, replays the newest stored readings of each series to
+  rebuild run lengths and windows, and restores the open alerts, so that a restart neither
+  re-opens nor forgets an alert.
+- `record` writes the transitions of a batch into `alerts` and `alert_transitions`, inside the
+  caller's transaction (the one that also COPYs the readings).
+- `acknowledge` and `set_baseline` are the people's side: an inspector acknowledges an alert
+  with a note; an engineer re-baselines a series with a dated record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+
+import rules
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_REPLAY_CHUNK = 200_000
+
+
+class AlertStoreError(Exception):
+    """An alert operation was refused; `alert_id` names the alert concerned (if any)."""
+
+    def __init__(self, message: str, alert_id: int | None = None) -> None:
+        super().__init__(message)
+        self.alert_id = alert_id
+
+
+def to_datetime(time_us: int) -> datetime:
+    """Epoch microseconds (UTC) to an aware datetime, exactly."""
+    return _EPOCH + timedelta(microseconds=int(time_us))
+
+
+def to_us(when: datetime) -> int:
+    """An aware datetime to epoch microseconds, exactly."""
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+# --- building the engine -------------------------------------------------------------------
+
+_SERIES_SQL = """
+SELECT s.id, d.id, w.id, si.code, d.code, w.hazard_kind, s.metric, w.params, d.sampling_period_s
+FROM series s
+JOIN devices d ON d.id = s.device_id
+JOIN works w ON w.id = d.work_id
+JOIN sites si ON si.id = d.site_id
+WHERE %(all)s OR si.code = ANY(%(sites)s)
+ORDER BY s.id
+"""
+
+_OVERRIDES_SQL = """
+SELECT work_id, series_id, metric, rule, params FROM thresholds
+WHERE work_id = ANY(%(works)s) OR series_id = ANY(%(series)s)
+ORDER BY id
+"""
+
+# The initial baseline of a cumulative rule is the series' first reading; pin it as a dated
+# record the first time the engine is loaded after it arrived (index scan per series).
+_PIN_BASELINES_SQL = """
+INSERT INTO baselines (series_id, value, valid_from, reason, set_by)
+SELECT s.sid, r.value, r.time, 'initial', 'system'
+FROM unnest(%(series)s::int[]) AS s(sid)
+JOIN LATERAL (
+    SELECT value, time FROM readings WHERE series_id = s.sid ORDER BY time ASC LIMIT 1
+) r ON true
+WHERE NOT EXISTS (SELECT 1 FROM baselines b WHERE b.series_id = s.sid)
+"""
+
+_BASELINES_SQL = """
+SELECT series_id, value, valid_from FROM baselines WHERE series_id = ANY(%(series)s)
+ORDER BY series_id, valid_from, id
+"""
+
+# For each series: its newest reading and its k-th newest (both by index scans).
+_HISTORY_SQL = """
+SELECT s.sid, nw.time, kth.time
+FROM unnest(%(series)s::int[], %(counts)s::int[]) AS s(sid, k)
+LEFT JOIN LATERAL (
+    SELECT time FROM readings WHERE series_id = s.sid ORDER BY time DESC LIMIT 1
+) nw ON true
+LEFT JOIN LATERAL (
+    SELECT time FROM readings WHERE series_id = s.sid ORDER BY time DESC OFFSET s.k - 1 LIMIT 1
+) kth ON true
+"""
+
+_REPLAY_SQL = """
+SELECT r.series_id, (extract(epoch FROM r.time) * 1000000)::int8, r.value
+FROM unnest(%(series)s::int[], %(since)s::timestamptz[]) AS c(sid, since)
+JOIN readings r ON r.series_id = c.sid AND r.time >= c.since
+ORDER BY r.time, r.series_id
+"""
+
+_OPEN_ALERTS_SQL = """
+SELECT series_id, rule, grade FROM alerts
+WHERE state <> 'resolved' AND series_id = ANY(%(series)s)
+"""
+
+
+def load_engine(
+    conn: psycopg.Connection[Any],
+    site_codes: Collection[str] | None = None,
+    profiles: Mapping[str, rules.Profile] | None = None,
+) -> rules.Engine:
+    """Build the rule engine for the registry's series and restore its state.
+
+    Pins missing initial baselines (an INSERT: commit the connection's transaction afterwards,
+    or run it in autocommit mode).
+
+    Args:
+        conn: a connection to the hazmon database.
+        site_codes: only the series of these sites (an ingest worker's partition); None: all.
+        profiles: default profiles; default `rules.load_profiles()`.
+
+    Returns:
+        An engine whose open alerts, run lengths and rate windows are those an uninterrupted
+        engine would have after the stored readings.
+
+    Raises:
+        rules.ProfileError: a profile or an override row is invalid.
+    """
+    params = {"all": site_codes is None, "sites": list(site_codes or ())}
+    series = [
+        rules.SeriesInfo(
+            series_id=row[0],
+            device_id=row[1],
+            work_id=row[2],
+            site_code=row[3],
+            device_code=row[4],
+            hazard_kind=row[5],
+            metric=row[6],
+            work_params=_json(row[7]),
+            sampling_period_s=float(row[8]),
+        )
+        for row in conn.execute(_SERIES_SQL, params)
+    ]
+    sids = [s.series_id for s in series]
+    works = sorted({s.work_id for s in series})
+    overrides = [
+        rules.Override(
+            rule=row[3], metric=row[2], params=_json(row[4]), work_id=row[0], series_id=row[1]
+        )
+        for row in conn.execute(_OVERRIDES_SQL, {"works": works, "series": sids})
+    ]
+    engine = rules.Engine(series, profiles, overrides)
+    cumulative = [sid for sid in sids if any(r.kind == "cumulative" for r in engine.rules_of(sid))]
+    if cumulative:
+        conn.execute(_PIN_BASELINES_SQL, {"series": cumulative})
+    for sid, value, valid_from in conn.execute(_BASELINES_SQL, {"series": sids}):
+        engine.set_baseline(sid, float(value), to_us(valid_from))
+    _replay(conn, engine, sids)
+    for sid, rule, grade in conn.execute(_OPEN_ALERTS_SQL, {"series": sids}):
+        engine.restore_alert(sid, rule, rules.Grade(grade))
+    return engine
+
+
+def _replay(conn: psycopg.Connection[Any], engine: rules.Engine, sids: list[int]) -> None:
+    """Feed each series' newest readings (enough for every window and run) to the engine."""
+    counts = [engine.history_readings(sid) for sid in sids]
+    since_sid: list[int] = []
+    since: list[datetime] = []
+    for sid, newest, kth in conn.execute(_HISTORY_SQL, {"series": sids, "counts": counts}):
+        if newest is None:
+            continue
+        start = newest - timedelta(microseconds=engine.history_us(sid))
+        since_sid.append(sid)
+        # fewer stored readings than the runs need: replay them all
+        since.append(min(start, kth) if kth is not None else _EPOCH)
+    if not since_sid:
+        return
+    with conn.cursor() as cur:
+        cur.execute(_REPLAY_SQL, {"series": since_sid, "since": since})
+        while rows := cur.fetchmany(_REPLAY_CHUNK):
+            arr = np.array(rows, dtype=np.float64)
+            engine.replay(
+                rules.Batch(
+                    np.array([r[0] for r in rows], dtype=np.int64),
+                    np.array([r[1] for r in rows], dtype=np.int64),
+                    arr[:, 2].copy(),
+                )
+            )
+
+
+def _json(raw: object) -> dict[str, Any]:
+    if isinstance(raw, str):
+        raw = json.loads(raw)
+    return dict(raw) if isinstance(raw, Mapping) else {}
+
+
+# --- recording transitions -----------------------------------------------------------------
+
+# One statement per transition, whatever its action: it updates the open alert of the
+# (series, rule) if there is one and inserts it otherwise (so a transition is never lost, even if
+# the table and the engine disagree), then appends the transition row. Statements run in order
+# in one pipeline (executemany), so an open, an escalation and a resolution of the same alert
+# in one batch apply in sequence.
+_RECORD_SQL = """
+WITH cur AS (
+    SELECT id FROM alerts
+    WHERE series_id = %(sid)s AND rule = %(rule)s AND state <> 'resolved'
+),
+ins AS (
+    INSERT INTO alerts (series_id, rule, grade, state, opened_at, updated_at, resolved_at,
+                        value, threshold, message_zh, message_en)
+    SELECT %(sid)s, %(rule)s, %(grade)s,
+           CASE WHEN %(g_to)s = 0 THEN 'resolved' ELSE 'open' END,
+           %(at)s, %(at)s, CASE WHEN %(g_to)s = 0 THEN %(at)s END,
+           %(value)s, %(thr)s, %(zh)s, %(en)s
+    WHERE NOT EXISTS (SELECT 1 FROM cur)
+    RETURNING id
+),
+upd AS (
+    UPDATE alerts SET
+        grade = %(grade)s,
+        state = CASE WHEN %(g_to)s = 0 THEN 'resolved'
+                     WHEN %(g_to)s > %(g_from)s THEN 'open'
+                     ELSE state END,
+        resolved_at = CASE WHEN %(g_to)s = 0 THEN %(at)s END,
+        updated_at = %(at)s, value = %(value)s, threshold = %(thr)s,
+        message_zh = %(zh)s, message_en = %(en)s
+    WHERE id IN (SELECT id FROM cur)
+    RETURNING id
+)
+INSERT INTO alert_transitions (alert_id, action, grade_from, grade_to, reading_at, value,
+                               threshold, message_zh, message_en)
+SELECT id, %(action)s, %(g_from)s, %(g_to)s, %(at)s, %(value)s, %(thr)s, %(zh)s, %(en)s
+FROM (SELECT id FROM ins UNION ALL SELECT id FROM upd) a
+"""
+
+# Late readings attach to the alert that covered their time; if none did, they are kept as a
+# resolved alert of their own (so they are on record) - never as an open one.
+_LATE_SQL = """
+WITH cover AS (
+    SELECT id FROM alerts
+    WHERE series_id = %(sid)s AND rule = %(rule)s AND opened_at <= %(at)s
+      AND (resolved_at IS NULL OR resolved_at >= %(at)s)
+    ORDER BY opened_at DESC LIMIT 1
+),
+ins AS (
+    INSERT INTO alerts (series_id, rule, grade, state, opened_at, updated_at, resolved_at,
+                        value, threshold, message_zh, message_en)
+    SELECT %(sid)s, %(rule)s, %(grade)s, 'resolved', %(at)s, %(at)s, %(at)s,
+           %(value)s, %(thr)s, %(zh)s, %(en)s
+    WHERE NOT EXISTS (SELECT 1 FROM cover)
+    RETURNING id
+)
+INSERT INTO alert_transitions (alert_id, action, grade_from, grade_to, reading_at, value,
+                               threshold, message_zh, message_en)
+SELECT id, 'late', %(g_from)s, %(g_to)s, %(at)s, %(value)s, %(thr)s, %(zh)s, %(en)s
+FROM (SELECT id FROM cover UNION ALL SELECT id FROM ins) a
+"""
+
+
+def record(conn: psycopg.Connection[Any], transitions: Sequence[rules.Transition]) -> None:
+    """Write transitions into `alerts` and `alert_transitions`, in order.
+
+    Runs inside the caller's transaction and does not commit.
+
+    Args:
+        conn: the connection whose transaction also holds the batch's readings.
+        transitions: as returned by `Engine.evaluate` and `Engine.tick`.
+    """
+    live = [_params(t) for t in transitions if t.action != "late"]
+    late = [_params(t) for t in transitions if t.action == "late"]
+    with conn.cursor() as cur:
+        if live:
+            cur.executemany(_RECORD_SQL, live)
+        if late:
+            cur.executemany(_LATE_SQL, late)
+
+
+def _params(t: rules.Transition) -> dict[str, Any]:
+    return {
+        "sid": t.series_id,
+        "rule": t.rule,
+        "action": t.action,
+        "g_from": int(t.grade_from),
+        "g_to": int(t.grade_to),
+        # alerts.grade is the open grade, or the last one once resolved
+        "grade": int(t.grade_to or t.grade_from),
+        "at": to_datetime(t.time_us),
+        "value": _finite(t.value),
+        "thr": _finite(t.threshold),
+        "zh": t.message_zh,
+        "en": t.message_en,
+    }
+
+
+def _finite(x: float) -> float | None:
+    return x if np.isfinite(x) else None
+
+
+# --- people --------------------------------------------------------------------------------
+
+
+def acknowledge(conn: psycopg.Connection[Any], alert_id: int, actor: str, note: str) -> bool:
+    """Acknowledge an open alert on behalf of a person, with a note; record the transition.
+
+    An acknowledged alert that later escalates becomes open again and needs a new
+    acknowledgement; de-escalation keeps the acknowledgement.
+
+    Args:
+        conn: connection (the caller commits).
+        alert_id: `alerts.id`.
+        actor: who acknowledges (a person's account name), not empty.
+        note: what they say (e.g. the action taken), not empty.
+
+    Returns:
+        True if the alert was acknowledged now, False if it already was.
+
+    Raises:
+        AlertStoreError: no such alert, the alert is resolved, or actor/note is empty.
+    """
+    if not actor.strip() or not note.strip():
+        raise AlertStoreError("an acknowledgement needs a person and a note", alert_id)
+    row = conn.execute(
+        "SELECT state, grade FROM alerts WHERE id = %s FOR UPDATE", (alert_id,)
+    ).fetchone()
+    if row is None:
+        raise AlertStoreError(f"no alert {alert_id}", alert_id)
+    state, grade = row
+    if state == "resolved":
+        raise AlertStoreError(f"alert {alert_id} is resolved", alert_id)
+    if state == "acknowledged":
+        return False
+    conn.execute(
+        "UPDATE alerts SET state = 'acknowledged', acknowledged_by = %s, acknowledged_at = now(),"
+        " ack_note = %s WHERE id = %s",
+        (actor, note, alert_id),
+    )
+    conn.execute(
+        "INSERT INTO alert_transitions (alert_id, action, grade_from, grade_to, reading_at,"
+        " message_zh, message_en, actor) VALUES (%s, 'acknowledge', %s, %s, now(), %s, %s, %s)",
+        (
+            alert_id,
+            grade,
+            grade,
+            f"{actor} 已确认：{note}",
+            f"acknowledged by {actor}: {note}",
+            actor,
+        ),
+    )
+    return True
+
+
+def set_baseline(
+    conn: psycopg.Connection[Any],
+    series_id: int,
+    value: float,
+    valid_from: datetime,
+    reason: str,
+    set_by: str,
+) -> int:
+    """Re-baseline a series: readings from `valid_from` are measured against `value`.
+
+    The engine picks it up when it is rebuilt (the registry changed). Returns the record's id.
+    """
+    row = conn.execute(
+        "INSERT INTO baselines (series_id, value, valid_from, reason, set_by)"
+        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
+        (series_id, value, valid_from, reason, set_by),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])

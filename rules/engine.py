@@ -1,0 +1,728 @@
+"""The rule engine: effective thresholds as dense arrays, batch evaluation, alert state.
+
+`Engine` is built from the registry's series, the default profiles and the override rows. It
+resolves every (series, rule) pair into a *slot* and keeps, per slot, the thresholds and the
+alert state (grade and run lengths) in numpy arrays. `evaluate` grades a whole batch with array
+operations; Python runs once per transition, never per reading. Slots are numbered by rule kind
+and then by series, so rows sorted by (series, time) within each kind are sorted by slot.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rules import kernels as k
+from rules.messages import (
+    Subject,
+    late_message,
+    level_message,
+    offline_message,
+    online_message,
+)
+from rules.profiles import (
+    DAY_S,
+    SENSOR_KINDS,
+    Profile,
+    ResolvedRule,
+    RuleKind,
+    load_profiles,
+    resolve_rule,
+)
+from rules.types import Action, Batch, Grade, ProfileError, SeriesInfo, Transition
+
+KIND_ORDER: tuple[RuleKind, ...] = (
+    "jump",
+    "stuck",
+    "absolute",
+    "ratio",
+    "deviation",
+    "cumulative",
+    "rate",
+    "consecutive",
+    "crane_wind",
+)
+"""Evaluation order of rule kinds; also the order of slot numbers."""
+LATE_KINDS: tuple[RuleKind, ...] = ("absolute", "ratio", "deviation", "cumulative")
+"""Kinds that grade a late reading on its own (the others need the readings around it)."""
+OFFLINE_RULE = "offline"
+US = 1_000_000
+NEVER = np.iinfo(np.int64).min
+_TIME_BITS = 42  # a batch spanning up to 2**42 µs (50 days) sorts on one int64 key
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """One row of the `thresholds` table: a per-work or per-series change of a rule.
+
+    Attributes:
+        rule: the rule id it changes.
+        metric: the metric of that rule.
+        params: the override object (see `rules.profiles.check_override`).
+        work_id: set for a per-work override.
+        series_id: set for a per-series override (applied after the work's).
+    """
+
+    rule: str
+    metric: str
+    params: Mapping[str, Any]
+    work_id: int | None = None
+    series_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """A dated baseline of a cumulative rule: `value` applies to readings from `valid_from_us`."""
+
+    series_id: int
+    value: float
+    valid_from_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    series_id: int
+    sx: int
+    rule: ResolvedRule
+    subject: Subject
+
+
+class Engine:
+    """Graded alerts for a set of series, evaluated batch by batch.
+
+    Args:
+        series: the series to watch (an ingest worker's partition of sites).
+        profiles: default profiles by hazard kind; default `load_profiles()`.
+        overrides: rows of the `thresholds` table for these series and their works.
+        baselines: dated baselines of cumulative rules; a series without one takes its first
+            evaluated reading as the initial baseline.
+        catalogue: hazard kinds for metric names and units; default the shipped catalogue.
+
+    Raises:
+        ProfileError: a series has an unknown hazard kind or metric, or an override is bad.
+    """
+
+    def __init__(
+        self,
+        series: Sequence[SeriesInfo],
+        profiles: Mapping[str, Profile] | None = None,
+        overrides: Iterable[Override] = (),
+        baselines: Iterable[Baseline] = (),
+        catalogue: Mapping[str, Any] | None = None,
+    ) -> None:
+        if catalogue is None:
+            from hazmon.catalogue import catalogue as shipped
+
+            catalogue = shipped()
+        if profiles is None:
+            profiles = load_profiles(catalogue=catalogue)
+        self.warnings: list[str] = []
+        self._series = sorted(series, key=lambda s: s.series_id)
+        n = len(self._series)
+        sids = np.array([s.series_id for s in self._series], dtype=np.int64)
+        self._sid_to_sx = np.full(int(sids.max()) + 2 if n else 1, -1, dtype=np.int64)
+        self._sid_to_sx[sids] = np.arange(n)
+        self._last_t = np.full(n, NEVER, dtype=np.int64)
+        self._last_v = np.full(n, np.nan)
+        self._build_devices(profiles, catalogue)
+        self._build_slots(profiles, catalogue, list(overrides))
+        self._build_baselines(baselines)
+
+    # --- construction ------------------------------------------------------------------------
+
+    def _build_devices(self, profiles: Mapping[str, Profile], catalogue: Mapping[str, Any]) -> None:
+        first: dict[int, int] = {}
+        for sx, s in enumerate(self._series):
+            if s.hazard_kind not in profiles:
+                raise ProfileError(f"series {s.series_id}", f"no profile for {s.hazard_kind!r}")
+            if s.metric not in catalogue[s.hazard_kind].metrics:
+                raise ProfileError(
+                    f"series {s.series_id}",
+                    f"metric {s.metric!r} is not in the {s.hazard_kind} catalogue",
+                )
+            first.setdefault(s.device_id, sx)
+        dev_ids = sorted(first)
+        self._dev_index = {d: i for i, d in enumerate(dev_ids)}
+        self._series_dev = np.array(
+            [self._dev_index[s.device_id] for s in self._series], dtype=np.int64
+        )
+        self._dev_rep = [self._series[first[d]] for d in dev_ids]
+        offline = [profiles[s.hazard_kind].offline for s in self._dev_rep]
+        self._dev_silence_us = np.array(
+            [
+                max(o.periods * s.sampling_period_s, o.min_silence_s) * US
+                for o, s in zip(offline, self._dev_rep, strict=True)
+            ],
+            dtype=np.float64,
+        )
+        self._dev_periods = [o.periods for o in offline]
+        self._dev_offline_grade = [o.grade for o in offline]
+        self._dev_last_t = np.full(len(dev_ids), NEVER, dtype=np.int64)
+        self._dev_grade = np.zeros(len(dev_ids), dtype=np.int64)
+
+    def _build_slots(
+        self,
+        profiles: Mapping[str, Profile],
+        catalogue: Mapping[str, Any],
+        overrides: list[Override],
+    ) -> None:
+        by_work: dict[tuple[int, str], list[Mapping[str, Any]]] = {}
+        by_series: dict[tuple[int, str], list[Mapping[str, Any]]] = {}
+        for ov in overrides:
+            if ov.series_id is not None:
+                by_series.setdefault((ov.series_id, ov.rule), []).append(ov.params)
+            elif ov.work_id is not None:
+                by_work.setdefault((ov.work_id, ov.rule), []).append(ov.params)
+        per_kind: dict[str, list[_Slot]] = {kind: [] for kind in KIND_ORDER}
+        for sx, s in enumerate(self._series):
+            profile = profiles[s.hazard_kind]
+            metric = catalogue[s.hazard_kind].metrics[s.metric]
+            subject = Subject(metric.name_zh, metric.name_en, metric.unit, s.device_code)
+            for rule_def in profile.rules_for(s.metric):
+                ovs = by_work.get((s.work_id, rule_def.rule), []) + by_series.get(
+                    (s.series_id, rule_def.rule), []
+                )
+                rule = resolve_rule(
+                    profile,
+                    rule_def,
+                    s.work_params,
+                    ovs,
+                    f"series {s.series_id} rule {rule_def.rule}",
+                )
+                if rule is None:
+                    self.warnings.append(
+                        f"series {s.series_id} ({s.device_code}/{s.metric}): rule "
+                        f"{rule_def.rule} disabled or missing a design value"
+                    )
+                    continue
+                per_kind[rule.kind].append(_Slot(s.series_id, sx, rule, subject))
+        self._slots: list[_Slot] = [slot for kind in KIND_ORDER for slot in per_kind[kind]]
+        p = len(self._slots)
+        n = len(self._series)
+        self._slot_of: dict[str, NDArray[np.int64]] = {}
+        start = 0
+        for kind in KIND_ORDER:
+            table = np.full(n, -1, dtype=np.int64)
+            for i, slot in enumerate(per_kind[kind]):
+                table[slot.sx] = start + i
+            self._slot_of[kind] = table
+            start += len(per_kind[kind])
+        rules = [slot.rule for slot in self._slots]
+        raw = np.array([r.thresholds for r in rules], dtype=np.float64).reshape(p, 4)
+        direction = np.array([r.direction for r in rules], dtype=np.float64).reshape(p, 1)
+        hyst = np.array([r.hysteresis for r in rules], dtype=np.float64).reshape(p, 1)
+        # An unused level takes the threshold of the next used level above it, so that the
+        # number of thresholds reached is the grade (yellow at 0.9 and red at 1.0, blue and
+        # orange unused: 0.95 reaches blue and yellow -> YELLOW).
+        signed = raw * direction
+        for col in (2, 1, 0):
+            signed[:, col] = np.where(np.isnan(signed[:, col]), signed[:, col + 1], signed[:, col])
+        signed = np.where(np.isnan(signed), np.inf, signed)
+        finite = np.isfinite(signed)
+        self._thr_raw = raw
+        self._thr_up = signed
+        self._thr_hold = np.where(
+            finite, signed - hyst * np.abs(np.where(finite, signed, 0.0)), np.inf
+        )
+        self._direction = direction[:, 0]
+        self._scale = np.array([1.0 / r.options.get("scale", 1.0) for r in rules])
+        self._offset = np.array([r.options.get("offset", 0.0) for r in rules])
+        self._abs = np.array(
+            [
+                bool(r.options.get("abs", r.kind in ("cumulative", "rate", "deviation", "jump")))
+                for r in rules
+            ],
+            dtype=np.bool_,
+        )
+        self._count = np.array([int(r.options.get("count", 1)) for r in rules], dtype=np.int64)
+        self._epsilon = np.array([float(r.options.get("epsilon", 0.0)) for r in rules])
+        self._debounce = np.array([r.debounce for r in rules], dtype=np.int64)
+        self._resolve = np.array([r.resolve_after for r in rules], dtype=np.int64)
+        self._cap = np.maximum(self._debounce, self._resolve)
+        self._grade = np.zeros(p, dtype=np.int64)
+        self._run_up = np.zeros((p, 4), dtype=np.int64)
+        self._run_dn = np.zeros((p, 4), dtype=np.int64)
+        self._aux_run = np.zeros(p, dtype=np.int64)  # stuck: equal readings in a row
+        self._slot_index = {(s.series_id, s.rule.rule): i for i, s in enumerate(self._slots)}
+
+    def _build_baselines(self, baselines: Iterable[Baseline]) -> None:
+        per: dict[int, list[tuple[int, float]]] = {}
+        for b in baselines:
+            sx = self._sx(b.series_id)
+            if sx >= 0:
+                per.setdefault(sx, []).append((b.valid_from_us, b.value))
+        width = max((len(v) for v in per.values()), default=1)
+        n = len(self._series)
+        self._base_t = np.full((n, width), np.iinfo(np.int64).max, dtype=np.int64)
+        self._base_v = np.full((n, width), np.nan)
+        for sx, items in per.items():
+            items.sort()
+            self._base_t[sx, : len(items)] = [t for t, _ in items]
+            self._base_v[sx, : len(items)] = [v for _, v in items]
+
+    def _sx(self, series_id: int) -> int:
+        if 0 <= series_id < self._sid_to_sx.shape[0]:
+            return int(self._sid_to_sx[series_id])
+        return -1
+
+    # --- public surface ----------------------------------------------------------------------
+
+    @property
+    def series(self) -> Sequence[SeriesInfo]:
+        """The watched series, by id."""
+        return self._series
+
+    def rules_of(self, series_id: int) -> list[ResolvedRule]:
+        """The effective (resolved) rules of one series."""
+        return [s.rule for s in self._slots if s.series_id == series_id]
+
+    def history_us(self, series_id: int) -> int:
+        """How far back before a series' newest reading a replay must start, µs (see
+        `replay`): the longest time window any of its rules looks back over."""
+        sx = self._sx(series_id)
+        span = 0.0
+        for s in self._slots:
+            if s.sx == sx and s.rule.kind in ("rate", "consecutive"):
+                window = float(s.rule.options.get("window_s", DAY_S))
+                period = float(s.rule.options.get("period_s", DAY_S))
+                count = float(s.rule.options.get("count", 1))
+                span = max(span, 3.25 * window, (2 * count + 2) * period + 3.25 * window)
+        return int(span * US)
+
+    def history_readings(self, series_id: int) -> int:
+        """How many of a series' newest readings a replay must include at least."""
+        sx = self._sx(series_id)
+        caps = [
+            int(max(s.rule.debounce, s.rule.resolve_after, s.rule.options.get("count", 1)))
+            for s in self._slots
+            if s.sx == sx
+        ]
+        return max(caps, default=1) + 2
+
+    def set_baseline(self, series_id: int, value: float, valid_from_us: int) -> None:
+        """Add a dated baseline (re-baselining): readings from `valid_from_us` use `value`."""
+        sx = self._sx(series_id)
+        if sx < 0:
+            raise KeyError(series_id)
+        row = list(zip(self._base_t[sx].tolist(), self._base_v[sx].tolist(), strict=True))
+        row = [(t, v) for t, v in row if not math.isnan(v)] + [(valid_from_us, value)]
+        row.sort()
+        if len(row) > self._base_t.shape[1]:
+            pad = len(row) - self._base_t.shape[1]
+            self._base_t = np.pad(
+                self._base_t, ((0, 0), (0, pad)), constant_values=np.iinfo(np.int64).max
+            )
+            self._base_v = np.pad(self._base_v, ((0, 0), (0, pad)), constant_values=np.nan)
+        self._base_t[sx, : len(row)] = [t for t, _ in row]
+        self._base_v[sx, : len(row)] = [v for _, v in row]
+
+    def baseline(self, series_id: int, time_us: int) -> float:
+        """The baseline in force for a series at `time_us` (NaN if none)."""
+        sx = self._sx(series_id)
+        t = self._base_t[sx]
+        i = int(np.count_nonzero(t <= time_us)) - 1
+        return float(self._base_v[sx, i]) if i >= 0 else math.nan
+
+    def restore_alert(self, series_id: int, rule: str, grade: Grade) -> None:
+        """Set the grade of an open alert read back from the database (at restart)."""
+        if rule == OFFLINE_RULE:
+            sx = self._sx(series_id)
+            if sx >= 0:
+                self._dev_grade[self._series_dev[sx]] = int(grade)
+            return
+        i = self._slot_index.get((series_id, rule))
+        if i is not None:
+            self._grade[i] = int(grade)
+
+    def open_alerts(self) -> dict[tuple[int, str], Grade]:
+        """The open alerts: (series id, rule) -> grade."""
+        out = {
+            (self._slots[i].series_id, self._slots[i].rule.rule): Grade(int(self._grade[i]))
+            for i in np.flatnonzero(self._grade)
+        }
+        for d in np.flatnonzero(self._dev_grade):
+            out[(self._dev_rep[d].series_id, OFFLINE_RULE)] = Grade(int(self._dev_grade[d]))
+        return out
+
+    def suspect_series(self) -> set[int]:
+        """Series with an open sensor-fault alert (their readings are suspect)."""
+        return {
+            self._slots[i].series_id
+            for i in np.flatnonzero(self._grade)
+            if self._slots[i].rule.kind in SENSOR_KINDS
+        }
+
+    def replay(self, batch: Batch) -> None:
+        """Rebuild run lengths and per-series history from stored readings, emitting nothing.
+
+        Used at restart: feed the newest readings of each series (see `history_us` and
+        `history_readings`) in time order, then `restore_alert` the open alerts. Every slot is
+        stepped (no quiet-slot shortcut), so runs are exact.
+        """
+        self._evaluate(batch, now_us=None, emit=False)
+
+    def evaluate(self, batch: Batch, now_us: int) -> list[Transition]:
+        """Grade a batch of readings and return the alert transitions it causes.
+
+        Args:
+            batch: readings in any order; duplicates of a (series, time) keep the first row;
+                unknown series and NaN/Inf values are ignored.
+            now_us: the evaluation time, epoch µs (for offline alerts of devices heard again).
+
+        Returns:
+            Transitions in order of slot and reading time; offline resolutions last.
+        """
+        return self._evaluate(batch, now_us=now_us, emit=True)
+
+    def tick(self, now_us: int) -> list[Transition]:
+        """Open offline alerts for devices silent longer than their limit.
+
+        A device never heard since the engine was built is timed from the first tick.
+
+        Args:
+            now_us: current time, epoch µs.
+        """
+        never = self._dev_last_t == NEVER
+        self._dev_last_t[never] = now_us
+        silent = (now_us - self._dev_last_t > self._dev_silence_us) & (self._dev_grade == 0)
+        out: list[Transition] = []
+        for d in np.flatnonzero(silent):
+            grade = self._dev_offline_grade[d]
+            self._dev_grade[d] = int(grade)
+            rep = self._dev_rep[d]
+            subject = Subject("", "", "", rep.device_code)
+            silent_s = (now_us - int(self._dev_last_t[d])) / US
+            zh, en = offline_message(subject, grade, silent_s, self._dev_periods[d])
+            out.append(
+                Transition(
+                    rep.series_id,
+                    OFFLINE_RULE,
+                    "open",
+                    Grade.NORMAL,
+                    grade,
+                    now_us,
+                    silent_s,
+                    float(self._dev_silence_us[d]) / US,
+                    zh,
+                    en,
+                )
+            )
+        return out
+
+    # --- evaluation --------------------------------------------------------------------------
+
+    def _evaluate(self, batch: Batch, now_us: int | None, emit: bool) -> list[Transition]:
+        sx, t, v = self._sorted(batch)
+        if sx.shape[0] == 0:
+            return []
+        late = t < self._last_t[sx]
+        fresh = ~late
+        out: list[Transition] = []
+        if emit and late.any():
+            out += self._late(sx[late], t[late], v[late])
+        sx, t, v = sx[fresh], t[fresh], v[fresh]
+        if sx.shape[0] == 0:
+            return out
+        starts = k.segment_starts(sx)
+        prev_v = k.previous(v, starts, self._last_v[sx])
+        self._set_initial_baselines(sx, t, v, starts)
+        parts: list[
+            tuple[
+                NDArray[np.int64],
+                NDArray[np.int64],
+                NDArray[np.float64],
+                NDArray[np.int64],
+                NDArray[np.int64],
+            ]
+        ] = []
+        suspect = np.zeros(sx.shape[0], dtype=np.bool_)
+        rows, slot = self._select("jump", sx)
+        if rows.shape[0]:
+            jump = np.abs(v[rows] - prev_v[rows])
+            g = (jump >= self._thr_up[slot, 0]).astype(np.int64)
+            suspect[rows[g > 0]] = True
+            parts.append((slot, rows, jump, g, g))
+        rows, slot = self._select("stuck", sx)
+        if rows.shape[0]:
+            parts.append(self._stuck(rows, slot, v, prev_v, starts))
+        good = np.flatnonzero(~suspect)
+        for kind in LATE_KINDS:
+            rows, slot = self._select(kind, sx, good)
+            if rows.shape[0]:
+                m = self._measure(slot, sx[rows], t[rows], v[rows])
+                keep = ~np.isnan(m)
+                rows, slot, m = rows[keep], slot[keep], m[keep]
+                signed = m * self._direction[slot]
+                parts.append(
+                    (
+                        slot,
+                        rows,
+                        m,
+                        k.grade_levels(signed, self._thr_up[slot]),
+                        k.grade_levels(signed, self._thr_hold[slot]),
+                    )
+                )
+        if parts:
+            out += self._step(parts, t, emit)
+        ends = np.flatnonzero(np.r_[starts[1:], True])
+        self._last_t[sx[ends]] = t[ends]
+        self._last_v[sx[ends]] = v[ends]
+        dev = self._series_dev[sx[ends]]
+        np.maximum.at(self._dev_last_t, dev, t[ends])
+        if emit and now_us is not None:
+            out += self._back_online(np.unique(dev), now_us)
+        return out
+
+    def _sorted(
+        self, batch: Batch
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+        """Known series, finite values, sorted by (series, time), first of duplicates kept."""
+        sid = np.asarray(batch.series_id, dtype=np.int64)
+        t = np.asarray(batch.time_us, dtype=np.int64)
+        v = np.asarray(batch.value, dtype=np.float64)
+        inside = (sid >= 0) & (sid < self._sid_to_sx.shape[0])
+        sx = np.where(inside, self._sid_to_sx[np.where(inside, sid, 0)], -1)
+        ok = (sx >= 0) & np.isfinite(v)
+        if not ok.all():
+            sx, t, v = sx[ok], t[ok], v[ok]
+        if sx.shape[0] == 0:
+            return sx, t, v
+        t0 = int(t.min())
+        if int(t.max()) - t0 < (1 << _TIME_BITS) and len(self._series) < (1 << 20):
+            order = np.argsort((sx << _TIME_BITS) | (t - t0), kind="stable")
+        else:
+            order = np.lexsort((t, sx))
+        sx, t, v = sx[order], t[order], v[order]
+        dup = np.zeros(sx.shape[0], dtype=np.bool_)
+        dup[1:] = (sx[1:] == sx[:-1]) & (t[1:] == t[:-1])
+        dup |= t == self._last_t[sx]  # redelivery of the newest reading already graded
+        if dup.any():
+            keep = ~dup
+            sx, t, v = sx[keep], t[keep], v[keep]
+        return sx, t, v
+
+    def _select(
+        self, kind: str, sx: NDArray[np.int64], among: NDArray[np.int64] | None = None
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Rows (indices into the sorted batch) whose series has a `kind` rule, and its slot."""
+        table = self._slot_of[kind]
+        if among is None:
+            slot = table[sx]
+            rows = np.flatnonzero(slot >= 0)
+        else:
+            slot = table[sx[among]]
+            rows = among[slot >= 0]
+        return rows, table[sx[rows]]
+
+    def _measure(
+        self,
+        slot: NDArray[np.int64],
+        sx: NDArray[np.int64],
+        t: NDArray[np.int64],
+        v: NDArray[np.float64],
+    ) -> NDArray[np.float64]:
+        """The graded quantity of a level rule, unsigned (NaN: cannot be graded)."""
+        offset = self._offset[slot]
+        cumulative = self._slot_of["cumulative"][sx] == slot
+        if cumulative.any():
+            offset = np.where(cumulative, self._baseline_at(sx, t), offset)
+        m: NDArray[np.float64] = (v - offset) * self._scale[slot]
+        return np.where(self._abs[slot], np.abs(m), m)
+
+    def _baseline_at(self, sx: NDArray[np.int64], t: NDArray[np.int64]) -> NDArray[np.float64]:
+        valid = self._base_t[sx] <= t[:, None]
+        i = np.count_nonzero(valid, axis=1) - 1
+        return np.where(i >= 0, self._base_v[sx, np.maximum(i, 0)], np.nan)
+
+    def _set_initial_baselines(
+        self,
+        sx: NDArray[np.int64],
+        t: NDArray[np.int64],
+        v: NDArray[np.float64],
+        starts: NDArray[np.bool_],
+    ) -> None:
+        """A cumulative series without any baseline takes its first reading as the initial one."""
+        first = np.flatnonzero(starts)
+        need = (self._slot_of["cumulative"][sx[first]] >= 0) & np.isnan(self._base_v[sx[first], 0])
+        for i in first[need]:
+            self.set_baseline(int(self._series[sx[i]].series_id), float(v[i]), int(t[i]))
+
+    def _stuck(
+        self,
+        rows: NDArray[np.int64],
+        slot: NDArray[np.int64],
+        v: NDArray[np.float64],
+        prev_v: NDArray[np.float64],
+        starts: NDArray[np.bool_],
+    ) -> tuple[
+        NDArray[np.int64],
+        NDArray[np.int64],
+        NDArray[np.float64],
+        NDArray[np.int64],
+        NDArray[np.int64],
+    ]:
+        same = np.abs(v[rows] - prev_v[rows]) <= self._epsilon[slot]
+        seg = starts[rows]
+        need = self._count[slot] - 1
+        run = k.run_lengths(same, k.first_index(seg), self._aux_run[slot], np.maximum(need, 1))
+        ends = np.r_[seg[1:], True]
+        self._aux_run[slot[ends]] = run[ends]
+        g = ((run >= need) & (need > 0) | (need == 0)).astype(np.int64)
+        return slot, rows, v[rows], g, g
+
+    def _step(
+        self,
+        parts: list[
+            tuple[
+                NDArray[np.int64],
+                NDArray[np.int64],
+                NDArray[np.float64],
+                NDArray[np.int64],
+                NDArray[np.int64],
+            ]
+        ],
+        t: NDArray[np.int64],
+        emit: bool,
+    ) -> list[Transition]:
+        """Run the state machine over the graded rows of all kinds; store the new state."""
+        slot = np.concatenate([p[0] for p in parts])
+        rows = np.concatenate([p[1] for p in parts])
+        measure = np.concatenate([p[2] for p in parts])
+        g_up = np.concatenate([p[3] for p in parts])
+        g_hold = np.concatenate([p[4] for p in parts])
+        if emit:
+            # Quiet slots (normal, no partial debounce, nothing over a hold threshold) cannot
+            # change state: skip them. Replay steps everything so that runs are exact.
+            active = (self._grade > 0) | (self._run_up[:, 0] > 0)
+            active[slot[g_hold > 0]] = True
+            keep = active[slot]
+            if not keep.all():
+                slot, rows, measure = slot[keep], rows[keep], measure[keep]
+                g_up, g_hold = g_up[keep], g_hold[keep]
+            if slot.shape[0] == 0:
+                return []
+        starts = k.segment_starts(slot)
+        grade, before, run_up, run_dn = k.alert_grades(
+            g_up,
+            g_hold,
+            starts,
+            self._grade[slot],
+            self._run_up[slot],
+            self._run_dn[slot],
+            self._debounce[slot],
+            self._resolve[slot],
+            self._cap[slot],
+        )
+        ends = np.flatnonzero(np.r_[starts[1:], True])
+        last = slot[ends]
+        self._grade[last] = grade[ends]
+        self._run_up[last] = run_up[ends]
+        self._run_dn[last] = run_dn[ends]
+        if not emit:
+            return []
+        changed = np.flatnonzero(grade != before)
+        return [
+            self._transition(
+                int(slot[i]), int(before[i]), int(grade[i]), int(t[rows[i]]), float(measure[i])
+            )
+            for i in changed
+        ]
+
+    def _transition(
+        self, slot: int, g_from: int, g_to: int, time_us: int, value: float
+    ) -> Transition:
+        s = self._slots[slot]
+        sensor = s.rule.kind in SENSOR_KINDS
+        action: Action
+        if g_to == 0:
+            action = "resolve"
+        elif g_from == 0:
+            action = "suspect" if sensor else "open"
+        else:
+            action = "escalate" if g_to > g_from else "deescalate"
+        # The threshold crossed: the new grade's going up, the left grade's going down.
+        threshold = float(self._thr_raw[slot, (g_to if g_to > g_from else g_from) - 1])
+        zh, en = level_message(
+            action, s.rule, s.subject, Grade(g_from), Grade(g_to), value, threshold
+        )
+        return Transition(
+            s.series_id,
+            s.rule.rule,
+            action,
+            Grade(g_from),
+            Grade(g_to),
+            time_us,
+            value,
+            threshold,
+            zh,
+            en,
+        )
+
+    def _late(
+        self, sx: NDArray[np.int64], t: NDArray[np.int64], v: NDArray[np.float64]
+    ) -> list[Transition]:
+        """One `late` transition per slot whose late readings reached a grade."""
+        out: list[Transition] = []
+        for kind in LATE_KINDS:
+            rows, slot = self._select(kind, sx)
+            if rows.shape[0] == 0:
+                continue
+            m = self._measure(slot, sx[rows], t[rows], v[rows])
+            g = k.grade_levels(m * self._direction[slot], self._thr_up[slot])
+            hit = np.flatnonzero(g > 0)
+            for s_id in np.unique(slot[hit]):
+                mine = hit[slot[hit] == s_id]
+                worst = mine[np.argmax(m[mine] * self._direction[s_id])]
+                grade = Grade(int(g[worst]))
+                s = self._slots[int(s_id)]
+                thr = float(self._thr_raw[s_id, grade - 1])
+                zh, en = late_message(
+                    s.rule, s.subject, grade, int(mine.shape[0]), float(m[worst]), thr
+                )
+                out.append(
+                    Transition(
+                        s.series_id,
+                        s.rule.rule,
+                        "late",
+                        Grade(int(self._grade[s_id])),
+                        grade,
+                        int(t[rows[worst]]),
+                        float(m[worst]),
+                        thr,
+                        zh,
+                        en,
+                    )
+                )
+        return out
+
+    def _back_online(self, dev: NDArray[np.int64], now_us: int) -> list[Transition]:
+        back = dev[
+            (self._dev_grade[dev] > 0)
+            & (now_us - self._dev_last_t[dev] <= self._dev_silence_us[dev])
+        ]
+        out: list[Transition] = []
+        for d in back:
+            rep = self._dev_rep[d]
+            g_from = Grade(int(self._dev_grade[d]))
+            self._dev_grade[d] = 0
+            zh, en = online_message(Subject("", "", "", rep.device_code))
+            out.append(
+                Transition(
+                    rep.series_id,
+                    OFFLINE_RULE,
+                    "resolve",
+                    g_from,
+                    Grade.NORMAL,
+                    int(self._dev_last_t[d]),
+                    0.0,
+                    float(self._dev_silence_us[d]) / US,
+                    zh,
+                    en,
+                )
+            )
+        return out

@@ -1,0 +1,139 @@
+"""Vectorised building blocks of the engine: arrays in, arrays of the same length out.
+
+Every function works on rows sorted by segment (a series or an alert slot) and then by time,
+with the state carried in from the previous batch given per row. No Python loop runs per row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+LEVELS: NDArray[np.int64] = np.arange(1, 5, dtype=np.int64)
+"""Grades BLUE..RED as numbers, for broadcasting one column per grade."""
+
+
+def segment_starts(key: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """True where a row starts a new segment of `key` (rows sorted by key)."""
+    starts = np.empty(key.shape[0], dtype=np.bool_)
+    if key.shape[0]:
+        starts[0] = True
+        np.not_equal(key[1:], key[:-1], out=starts[1:])
+    return starts
+
+
+def first_index(starts: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """For each row, the index of the first row of its segment."""
+    idx = np.arange(starts.shape[0], dtype=np.int64)
+    return np.maximum.accumulate(np.where(starts, idx, 0))
+
+
+def previous(
+    values: NDArray[np.float64], starts: NDArray[np.bool_], carry: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Each row's predecessor in its segment; the first row of a segment takes `carry`.
+
+    Args:
+        values: per-row values.
+        starts: segment starts (see `segment_starts`).
+        carry: per-row value to use at segment starts (the last value of the previous batch).
+    """
+    prev = np.empty_like(values)
+    if values.shape[0]:
+        prev[1:] = values[:-1]
+        prev[starts] = carry[starts]
+    return prev
+
+
+def run_lengths(
+    cond: NDArray[np.bool_],
+    first: NDArray[np.int64],
+    carry: NDArray[np.int64],
+    cap: NDArray[np.int64],
+) -> NDArray[np.int64]:
+    """Length of the run of true `cond` ending at each row, continuing the carried run.
+
+    Args:
+        cond: (n,) or (n, k) conditions, rows sorted by segment and time.
+        first: (n,) index of the first row of each row's segment.
+        carry: same shape as `cond`: the run length at the end of the previous batch.
+        cap: (n,) runs are capped here (the longest run any rule needs), so state stays small
+            and a replay of the last `cap` readings restores it exactly.
+
+    Returns:
+        Run lengths, same shape as `cond`, each at most `cap`.
+    """
+    n = cond.shape[0]
+    idx = np.arange(n, dtype=np.int64)
+    if cond.ndim == 2:
+        idx = idx[:, None]
+        first = first[:, None]
+        cap = cap[:, None]
+    last_false = np.maximum.accumulate(np.where(cond, -1, idx), axis=0)
+    run = np.where(last_false >= first, idx - last_false, idx - first + 1 + carry)
+    return np.minimum(run, cap)
+
+
+def grade_levels(
+    measure: NDArray[np.float64], thresholds: NDArray[np.float64]
+) -> NDArray[np.int64]:
+    """Number of thresholds reached: 0 (normal) .. 4 (red).
+
+    Args:
+        measure: (n,) measure, signed so that larger is worse.
+        thresholds: (n, 4) per-row thresholds BLUE..RED, ascending; +inf for unused levels.
+    """
+    reached: NDArray[np.int64] = np.count_nonzero(measure[:, None] >= thresholds, axis=1)
+    return reached.astype(np.int64)
+
+
+def alert_grades(
+    g_up: NDArray[np.int64],
+    g_hold: NDArray[np.int64],
+    starts: NDArray[np.bool_],
+    grade0: NDArray[np.int64],
+    run_up0: NDArray[np.int64],
+    run_dn0: NDArray[np.int64],
+    debounce: NDArray[np.int64],
+    resolve_after: NDArray[np.int64],
+    cap: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """The alert state machine over sorted rows of many (series, rule) slots at once.
+
+    Each grade k is a set/reset flip-flop: it is set after `debounce` consecutive readings with
+    `g_up >= k` and reset after `resolve_after` consecutive readings with `g_hold < k` (`g_hold`
+    uses the thresholds less the hysteresis band, so `g_hold >= g_up`). Set and reset never hold
+    at once, and the flip-flops nest (set k implies set k-1), so the alert grade is their sum.
+    This equals the per-reading recursion `grade = max(up_d, min(grade_prev, hold_r))` of the
+    scalar reference, where up_d is the smallest g_up of the last `debounce` readings and hold_r
+    the largest g_hold of the last `resolve_after`.
+
+    Args:
+        g_up, g_hold: (n,) raw grades per row, rows sorted by slot then time.
+        starts: (n,) first row of each slot's segment.
+        grade0, run_up0, run_dn0: per row, the slot's carried grade (n,) and runs (n, 4).
+        debounce, resolve_after, cap: per row, the slot's settings.
+
+    Returns:
+        (grade after each row, grade before each row, run_up, run_dn) - the runs (n, 4) at the
+        last row of a segment are the state to carry.
+    """
+    n = g_up.shape[0]
+    first = first_index(starts)
+    up = g_up[:, None] >= LEVELS
+    down = g_hold[:, None] < LEVELS
+    run_up = run_lengths(up, first, run_up0, cap)
+    run_dn = run_lengths(down, first, run_dn0, cap)
+    set_ = run_up >= debounce[:, None]
+    reset = run_dn >= resolve_after[:, None]
+    idx = np.arange(n, dtype=np.int64)[:, None]
+    last_event = np.maximum.accumulate(np.where(set_ | reset, idx, -1), axis=0)
+    decided = last_event >= first[:, None]
+    at_event = set_.reshape(-1)[np.maximum(last_event, 0) * 4 + np.arange(4)]
+    level_on = np.where(decided, at_event, grade0[:, None] >= LEVELS)
+    grade = np.count_nonzero(level_on, axis=1).astype(np.int64)
+    before = np.empty_like(grade)
+    if n:
+        before[1:] = grade[:-1]
+        before[starts] = grade0[starts]
+    return grade, before, run_up, run_dn

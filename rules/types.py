@@ -1,0 +1,159 @@
+"""Value types shared by the rule engine and its callers: grades, series, batches, transitions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+Action = Literal["open", "escalate", "deescalate", "resolve", "suspect", "late"]
+"""What a transition does to the alert of one (series, rule).
+
+`open` starts a structural or offline alert; `suspect` starts a sensor-fault alert (the series'
+readings are suspect, no structural alarm); `escalate`/`deescalate` change the grade of the open
+alert; `resolve` ends it; `late` records readings that arrived after newer ones had been graded
+(a buffered gateway flush): they are graded at their own time and never re-open an alert.
+"""
+
+
+class Grade(IntEnum):
+    """Early-warning grade, the Chinese colour scale: blue (IV) is the lowest, red (I) the highest."""
+
+    NORMAL = 0
+    BLUE = 1
+    YELLOW = 2
+    ORANGE = 3
+    RED = 4
+
+    @property
+    def label_zh(self) -> str:
+        """The grade as written in Chinese notices, e.g. '橙色（II级）'."""
+        return _GRADE_ZH[self]
+
+    @property
+    def label_en(self) -> str:
+        """The grade in English, e.g. 'orange (II)'."""
+        return _GRADE_EN[self]
+
+
+_GRADE_ZH = {
+    Grade.NORMAL: "正常",
+    Grade.BLUE: "蓝色（IV级）",
+    Grade.YELLOW: "黄色（III级）",
+    Grade.ORANGE: "橙色（II级）",
+    Grade.RED: "红色（I级）",
+}
+_GRADE_EN = {
+    Grade.NORMAL: "normal",
+    Grade.BLUE: "blue (IV)",
+    Grade.YELLOW: "yellow (III)",
+    Grade.ORANGE: "orange (II)",
+    Grade.RED: "red (I)",
+}
+
+
+class RulesError(Exception):
+    """Root of the errors raised by the rule engine."""
+
+
+class ProfileError(RulesError, ValueError):
+    """A threshold profile or an override is invalid; raised when it is loaded, never later.
+
+    Attributes:
+        where: the file, work or series the bad value came from.
+    """
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesInfo:
+    """One monitored series (a metric of a device) with what the rules need to know about it.
+
+    Attributes:
+        series_id: `series.id`.
+        device_id: `devices.id`; offline alerts are per device.
+        work_id: `works.id`; per-work overrides and cross-series rules (crane and wind) use it.
+        site_code: the site's code; ingest workers own disjoint sets of sites.
+        device_code: the device's code, quoted in messages.
+        hazard_kind: a hazard kind of the catalogue, e.g. 'excavation'.
+        metric: a metric of that kind, e.g. 'top_disp_h_mm'.
+        work_params: the work's design parameters (pit grade, design depth H, rated load, ...).
+        sampling_period_s: the device's nominal sampling period, seconds (> 0).
+    """
+
+    series_id: int
+    device_id: int
+    work_id: int
+    site_code: str
+    device_code: str
+    hazard_kind: str
+    metric: str
+    work_params: Mapping[str, Any] = field(default_factory=dict)
+    sampling_period_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not self.sampling_period_s > 0:
+            raise ProfileError(f"series {self.series_id}", "sampling_period_s must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Readings to evaluate, as three columns of equal length.
+
+    Rows may come in any order and may repeat a (series, time) pair: the first row of a pair wins,
+    as in the `readings` table (unique on series and time).
+
+    Attributes:
+        series_id: `series.id` of each reading.
+        time_us: reading time, epoch microseconds UTC.
+        value: reading value in the metric's catalogue unit; NaN/Inf rows are ignored.
+    """
+
+    series_id: NDArray[np.int64]
+    time_us: NDArray[np.int64]
+    value: NDArray[np.float64]
+
+    def __post_init__(self) -> None:
+        n = self.series_id.shape[0]
+        if self.time_us.shape != (n,) or self.value.shape != (n,):
+            raise ValueError("Batch columns must be one-dimensional and of equal length")
+
+    def __len__(self) -> int:
+        return int(self.series_id.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One change of the alert of a (series, rule), with its explanation.
+
+    Attributes:
+        series_id: the series; for offline alerts the device's first series.
+        rule: the rule id from the profile, e.g. 'cumulative', 'moment_ratio', 'offline'.
+        action: see `Action`.
+        grade_from: the alert's grade before (NORMAL if none was open).
+        grade_to: the grade after (NORMAL when resolved). For `late`: the grade of the late readings.
+        time_us: time of the reading that caused it (for offline: the evaluation time), epoch µs.
+        value: the graded quantity at that reading (e.g. cumulative change in mm, ratio, mm/d).
+        threshold: the threshold of `grade_to` (of `grade_from` when resolving), same unit.
+        message_zh: explanation in Chinese.
+        message_en: the same in English.
+    """
+
+    series_id: int
+    rule: str
+    action: Action
+    grade_from: Grade
+    grade_to: Grade
+    time_us: int
+    value: float
+    threshold: float
+    message_zh: str
+    message_en: str

@@ -1,0 +1,114 @@
+"""The alert store against the real database: record, restore at restart, acknowledge."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import psycopg
+import pytest
+
+from hazmon import alertstore
+from rules import Batch, Grade
+from tests.rules.conftest import T0_US, DeviceSpec, make_registry, store_readings
+
+S = 1_000_000
+
+
+def crane(conn: psycopg.Connection[Any]) -> int:
+    series = make_registry(conn, [DeviceSpec("CR1", "tower_crane", ["moment_ratio"], {}, 1.0)])
+    conn.commit()
+    return series[0].series_id
+
+
+def batch(sid: int, values: list[float], start_s: int = 0) -> Batch:
+    n = len(values)
+    return Batch(
+        np.full(n, sid, dtype=np.int64),
+        T0_US + (start_s + np.arange(n, dtype=np.int64)) * S,
+        np.array(values, dtype=np.float64),
+    )
+
+
+def ingest(conn: psycopg.Connection[Any], engine: Any, b: Batch) -> list[Any]:
+    store_readings(conn, b)
+    out = engine.evaluate(b, int(b.time_us.max()))
+    alertstore.record(conn, out)
+    conn.commit()
+    return list(out)
+
+
+def alerts(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:
+    return conn.execute("SELECT series_id, rule, grade, state FROM alerts ORDER BY id").fetchall()
+
+
+def test_record_opens_escalates_and_resolves_one_alert(conn: psycopg.Connection[Any]) -> None:
+    sid = crane(conn)
+    engine = alertstore.load_engine(conn)
+    out = ingest(conn, engine, batch(sid, [0.5, 0.92, 0.93, 1.05, 0.5, 0.5, 0.5]))
+    assert [t.action for t in out] == ["open", "escalate", "resolve"]
+    assert alerts(conn) == [(sid, "moment_ratio", 4, "resolved")]
+    rows = conn.execute(
+        "SELECT action, grade_from, grade_to, value, threshold, message_zh, message_en"
+        " FROM alert_transitions ORDER BY id"
+    ).fetchall()
+    assert [r[:3] for r in rows] == [("open", 0, 2), ("escalate", 2, 4), ("resolve", 4, 0)]
+    assert rows[1][3:5] == (1.05, 1.0)
+    assert "额定起重力矩" in rows[1][5]
+    assert "rated moment" in rows[1][6]
+
+
+def test_readings_milliseconds_apart_give_one_open_alert(conn: psycopg.Connection[Any]) -> None:
+    sid = crane(conn)
+    engine = alertstore.load_engine(conn)
+    n = 50
+    b = Batch(
+        np.full(n, sid, dtype=np.int64),
+        T0_US + np.arange(n, dtype=np.int64) * 1000,
+        np.full(n, 0.95),
+    )
+    ingest(conn, engine, b)
+    assert alerts(conn) == [(sid, "moment_ratio", 2, "open")]
+
+
+def test_restart_neither_reopens_nor_forgets(conn: psycopg.Connection[Any]) -> None:
+    sid = crane(conn)
+    engine = alertstore.load_engine(conn)
+    ingest(conn, engine, batch(sid, [0.95, 0.96, 0.5]))  # open, then one normal of three
+    restarted = alertstore.load_engine(conn)
+    assert restarted.open_alerts() == {(sid, "moment_ratio"): Grade.YELLOW}
+    # still over: no new open; two more normals resolve it (the first normal was replayed)
+    assert ingest(conn, restarted, batch(sid, [0.97], 3)) == []
+    out = ingest(conn, restarted, batch(sid, [0.5, 0.5, 0.5], 4))
+    assert [t.action for t in out] == ["resolve"]
+    assert len(alerts(conn)) == 1
+
+
+def test_restart_restores_partial_normal_run(conn: psycopg.Connection[Any]) -> None:
+    sid = crane(conn)
+    engine = alertstore.load_engine(conn)
+    ingest(conn, engine, batch(sid, [0.95, 0.5, 0.5]))  # two of three normals
+    restarted = alertstore.load_engine(conn)
+    out = ingest(conn, restarted, batch(sid, [0.5], 3))
+    assert [t.action for t in out] == ["resolve"]
+
+
+def test_acknowledge_needs_a_note_and_escalation_reopens(conn: psycopg.Connection[Any]) -> None:
+    sid = crane(conn)
+    engine = alertstore.load_engine(conn)
+    ingest(conn, engine, batch(sid, [0.95]))
+    (alert_id,) = conn.execute("SELECT id FROM alerts").fetchone() or (None,)
+    with pytest.raises(alertstore.AlertStoreError):
+        alertstore.acknowledge(conn, alert_id, "zhang.san", " ")
+    assert alertstore.acknowledge(conn, alert_id, "zhang.san", "已通知司机停止吊装")
+    assert not alertstore.acknowledge(conn, alert_id, "zhang.san", "again")
+    conn.commit()
+    assert alerts(conn) == [(sid, "moment_ratio", 2, "acknowledged")]
+    ingest(conn, engine, batch(sid, [1.02], 1))
+    assert alerts(conn) == [(sid, "moment_ratio", 4, "open")]
+    actions = [
+        r[0] for r in conn.execute("SELECT action FROM alert_transitions ORDER BY id").fetchall()
+    ]
+    assert actions == ["open", "acknowledge", "escalate"]
+    with pytest.raises(alertstore.AlertStoreError):
+        alertstore.acknowledge(conn, 999_999, "zhang.san", "note")
