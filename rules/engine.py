@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -54,6 +54,17 @@ OFFLINE_RULE = "offline"
 US = 1_000_000
 NEVER = np.iinfo(np.int64).min
 _TIME_BITS = 42  # a batch spanning up to 2**42 µs (50 days) sorts on one int64 key
+_RING = 16  # rate checkpoints kept per series: one per window/4 over 3 windows, and spare
+
+
+class _Graded(NamedTuple):
+    """Rows of one rule kind graded for the state machine, sorted by slot then time."""
+
+    slot: NDArray[np.int64]
+    rows: NDArray[np.int64]
+    measure: NDArray[np.float64]
+    g_up: NDArray[np.int64]
+    g_hold: NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +224,11 @@ class Engine:
             self._slot_of[kind] = table
             start += len(per_kind[kind])
         rules = [slot.rule for slot in self._slots]
-        raw = np.array([r.thresholds for r in rules], dtype=np.float64).reshape(p, 4)
+        # a consecutive rule fires over `share` of its limit: store that as its threshold
+        raw = np.array(
+            [np.array(r.thresholds) * float(r.options.get("share", 1.0)) for r in rules],
+            dtype=np.float64,
+        ).reshape(p, 4)
         direction = np.array([r.direction for r in rules], dtype=np.float64).reshape(p, 1)
         hyst = np.array([r.hysteresis for r in rules], dtype=np.float64).reshape(p, 1)
         # An unused level takes the threshold of the next used level above it, so that the
@@ -247,8 +262,52 @@ class Engine:
         self._grade = np.zeros(p, dtype=np.int64)
         self._run_up = np.zeros((p, 4), dtype=np.int64)
         self._run_dn = np.zeros((p, 4), dtype=np.int64)
-        self._aux_run = np.zeros(p, dtype=np.int64)  # stuck: equal readings in a row
+        self._level = np.array([int(r.top_grade()) for r in rules], dtype=np.int64)
+        self._aux_run = np.zeros(p, dtype=np.int64)  # stuck, consecutive: run carried
+        self._aux_slot = np.full(p, -(1 << 40), dtype=np.int64)  # consecutive: last period
+        self._period_us = np.array(
+            [int(float(r.options.get("period_s", DAY_S)) * US) for r in rules], dtype=np.int64
+        )
+        self._build_rates(per_kind)
+        self._build_wind(per_kind)
         self._slot_index = {(s.series_id, s.rule.rule): i for i, s in enumerate(self._slots)}
+
+    def _build_rates(self, per_kind: Mapping[str, list[_Slot]]) -> None:
+        """Rate windows per series that has a rate or consecutive rule (they share it)."""
+        window: dict[int, float] = {}
+        for slot in per_kind["rate"] + per_kind["consecutive"]:
+            window.setdefault(slot.sx, float(slot.rule.options.get("window_s", DAY_S)))
+        n = len(self._series)
+        self._rate_of = np.full(n, -1, dtype=np.int64)
+        sxs = sorted(window)
+        self._rate_of[sxs] = np.arange(len(sxs))
+        self._rate_window = np.array([int(window[x] * US) for x in sxs], dtype=np.int64)
+        self._rate_window = np.maximum(self._rate_window - self._rate_window % 4, 4)
+        self._rate_last_slot = np.full(len(sxs), -1, dtype=np.int64)
+        self._ring_t = np.full((len(sxs), _RING), NEVER, dtype=np.int64)
+        self._ring_v = np.full((len(sxs), _RING), np.nan)
+
+    def _build_wind(self, per_kind: Mapping[str, list[_Slot]]) -> None:
+        """Crane-and-wind combinations: each host slot's work, and each work's wind series."""
+        hosts = per_kind["crane_wind"]
+        works = sorted({self._series[h.sx].work_id for h in hosts})
+        wx = {w: i for i, w in enumerate(works)}
+        wind_metric = {self._series[h.sx].work_id: h.rule.options["wind_metric"] for h in hosts}
+        p = len(self._slots)
+        self._wind_work = np.full(p, -1, dtype=np.int64)
+        self._min_load = np.full(p, np.inf)
+        self._max_wind_age_us = np.zeros(p, dtype=np.int64)
+        base = int(self._slot_of["crane_wind"].max(initial=-1)) - len(hosts) + 1
+        for i, h in enumerate(hosts):
+            self._wind_work[base + i] = wx[self._series[h.sx].work_id]
+            self._min_load[base + i] = float(h.rule.options["min_load_t"])
+            self._max_wind_age_us[base + i] = int(float(h.rule.options["max_wind_age_s"]) * US)
+        self._wind_source = np.full(len(self._series), -1, dtype=np.int64)
+        for sx, s in enumerate(self._series):
+            if wind_metric.get(s.work_id) == s.metric:
+                self._wind_source[sx] = wx[s.work_id]
+        self._wind_t = np.full(len(works), NEVER, dtype=np.int64)
+        self._wind_v = np.full(len(works), np.nan)
 
     def _build_baselines(self, baselines: Iterable[Baseline]) -> None:
         per: dict[int, list[tuple[int, float]]] = {}
@@ -292,6 +351,8 @@ class Engine:
                 period = float(s.rule.options.get("period_s", DAY_S))
                 count = float(s.rule.options.get("count", 1))
                 span = max(span, 3.25 * window, (2 * count + 2) * period + 3.25 * window)
+        if self._wind_source[sx] >= 0 or self._slot_of["crane_wind"][sx] >= 0:
+            span = max(span, float(self._max_wind_age_us.max(initial=0)) / US)
         return int(span * US)
 
     def history_readings(self, series_id: int) -> int:
@@ -431,22 +492,14 @@ class Engine:
         starts = k.segment_starts(sx)
         prev_v = k.previous(v, starts, self._last_v[sx])
         self._set_initial_baselines(sx, t, v, starts)
-        parts: list[
-            tuple[
-                NDArray[np.int64],
-                NDArray[np.int64],
-                NDArray[np.float64],
-                NDArray[np.int64],
-                NDArray[np.int64],
-            ]
-        ] = []
+        parts: list[_Graded] = []
         suspect = np.zeros(sx.shape[0], dtype=np.bool_)
         rows, slot = self._select("jump", sx)
         if rows.shape[0]:
             jump = np.abs(v[rows] - prev_v[rows])
-            g = (jump >= self._thr_up[slot, 0]).astype(np.int64)
-            suspect[rows[g > 0]] = True
-            parts.append((slot, rows, jump, g, g))
+            hit = jump >= self._thr_up[slot, 0]
+            suspect[rows[hit]] = True
+            parts.append(self._single(slot, rows, jump, hit))
         rows, slot = self._select("stuck", sx)
         if rows.shape[0]:
             parts.append(self._stuck(rows, slot, v, prev_v, starts))
@@ -454,19 +507,19 @@ class Engine:
         for kind in LATE_KINDS:
             rows, slot = self._select(kind, sx, good)
             if rows.shape[0]:
-                m = self._measure(slot, sx[rows], t[rows], v[rows])
-                keep = ~np.isnan(m)
-                rows, slot, m = rows[keep], slot[keep], m[keep]
-                signed = m * self._direction[slot]
                 parts.append(
-                    (
-                        slot,
-                        rows,
-                        m,
-                        k.grade_levels(signed, self._thr_up[slot]),
-                        k.grade_levels(signed, self._thr_hold[slot]),
-                    )
+                    self._levels(slot, rows, self._measure(slot, sx[rows], t[rows], v[rows]))
                 )
+        rate = self._rates(sx, t, v, good)
+        rows, slot = self._select("rate", sx, good)
+        if rows.shape[0]:
+            parts.append(self._levels(slot, rows, rate[rows]))
+        rows, slot = self._select("consecutive", sx, good)
+        if rows.shape[0]:
+            parts.append(self._consecutive(slot, rows, t, rate))
+        rows, slot = self._select("crane_wind", sx, good)
+        if rows.shape[0]:
+            parts.append(self._crane_wind(slot, rows, sx, t, v, good))
         if parts:
             out += self._step(parts, t, emit)
         ends = np.flatnonzero(np.r_[starts[1:], True])
@@ -519,6 +572,32 @@ class Engine:
             rows = among[slot >= 0]
         return rows, table[sx[rows]]
 
+    def _levels(
+        self, slot: NDArray[np.int64], rows: NDArray[np.int64], m: NDArray[np.float64]
+    ) -> _Graded:
+        """Grade a level rule's measure against its thresholds (NaN measures are skipped)."""
+        keep = ~np.isnan(m)
+        slot, rows, m = slot[keep], rows[keep], m[keep]
+        signed = m * self._direction[slot]
+        return _Graded(
+            slot,
+            rows,
+            m,
+            k.grade_levels(signed, self._thr_up[slot]),
+            k.grade_levels(signed, self._thr_hold[slot]),
+        )
+
+    def _single(
+        self,
+        slot: NDArray[np.int64],
+        rows: NDArray[np.int64],
+        m: NDArray[np.float64],
+        hit: NDArray[np.bool_],
+    ) -> _Graded:
+        """Grade a one-level rule (sensor fault, consecutive, combination): hit or normal."""
+        g = np.where(hit, self._level[slot], 0)
+        return _Graded(slot, rows, m, g, g)
+
     def _measure(
         self,
         slot: NDArray[np.int64],
@@ -559,42 +638,181 @@ class Engine:
         v: NDArray[np.float64],
         prev_v: NDArray[np.float64],
         starts: NDArray[np.bool_],
-    ) -> tuple[
-        NDArray[np.int64],
-        NDArray[np.int64],
-        NDArray[np.float64],
-        NDArray[np.int64],
-        NDArray[np.int64],
-    ]:
+    ) -> _Graded:
+        """Stuck sensor: `count` equal readings in a row (within `epsilon`)."""
         same = np.abs(v[rows] - prev_v[rows]) <= self._epsilon[slot]
         seg = starts[rows]
-        need = self._count[slot] - 1
-        run = k.run_lengths(same, k.first_index(seg), self._aux_run[slot], np.maximum(need, 1))
+        need = np.maximum(self._count[slot] - 1, 1)
+        run = k.run_lengths(same, k.first_index(seg), self._aux_run[slot], need)
         ends = np.r_[seg[1:], True]
         self._aux_run[slot[ends]] = run[ends]
-        g = ((run >= need) & (need > 0) | (need == 0)).astype(np.int64)
-        return slot, rows, v[rows], g, g
+        return self._single(slot, rows, v[rows], run >= need)
 
-    def _step(
+    def _rates(
         self,
-        parts: list[
-            tuple[
-                NDArray[np.int64],
-                NDArray[np.int64],
-                NDArray[np.float64],
-                NDArray[np.int64],
-                NDArray[np.int64],
-            ]
-        ],
+        sx: NDArray[np.int64],
         t: NDArray[np.int64],
-        emit: bool,
-    ) -> list[Transition]:
+        v: NDArray[np.float64],
+        good: NDArray[np.int64],
+    ) -> NDArray[np.float64]:
+        """Rate of change per day over each rate series' window, for every row (NaN if none).
+
+        The reference of a reading at t is the newest *checkpoint* (first reading of each
+        window/4 slot) at or before t - window and not before t - 3 window; the span is thus
+        between the window and 3 windows. Checkpoints come from this batch or from a ring of
+        the last `_RING` checkpoints per series carried between batches.
+        """
+        rate = np.full(sx.shape[0], np.nan)
+        ri_all = self._rate_of[sx[good]]
+        rows = good[ri_all >= 0]
+        if rows.shape[0] == 0:
+            return rate
+        ri = self._rate_of[sx[rows]]
+        tt, vv = t[rows], v[rows]
+        window = self._rate_window[ri]
+        seg = k.segment_starts(sx[rows])
+        slotn = tt // (window // 4)
+        prev_slot = k.previous(
+            slotn.astype(np.float64), seg, self._rate_last_slot[ri].astype(np.float64)
+        )
+        is_ck = slotn != prev_slot
+        target = tt - window
+        oldest = tt - 3 * window
+        rank = np.cumsum(seg) - 1
+        ck = np.flatnonzero(is_ck)
+        base = int(oldest.min())
+        span = int(tt.max()) - base + 1
+        if span * (int(rank[-1]) + 1) >= (1 << 62):
+            raise ValueError("batch spans too long a time for the rate index; split it")
+        ck_key = rank[ck] * span + (tt[ck] - base)
+        j = np.searchsorted(ck_key, rank * span + (target - base), side="right") - 1
+        jc = np.maximum(j, 0)
+        ref = ck[jc] if ck.shape[0] else np.zeros_like(jc)
+        in_batch = (j >= 0) & (ck.shape[0] > 0)
+        if ck.shape[0]:
+            in_batch &= (rank[ref] == rank) & (tt[ref] >= oldest)
+        ring_t = self._ring_t[ri]
+        count = np.count_nonzero(ring_t <= target[:, None], axis=1) - 1
+        cand = np.maximum(count, 0)
+        ring_ref_t = ring_t[np.arange(ri.shape[0]), cand]
+        ring_ref_v = self._ring_v[ri, cand]
+        in_ring = (count >= 0) & (ring_ref_t >= oldest)
+        ref_t = np.where(in_batch, tt[ref], ring_ref_t)
+        ref_v = np.where(in_batch, vv[ref], ring_ref_v)
+        found = in_batch | in_ring
+        span_d = np.where(found, (tt - ref_t) / (DAY_S * US), 1.0)
+        rate[rows] = np.where(found, np.abs(vv - ref_v) / span_d, np.nan)
+        self._push_checkpoints(ri, seg, rank, ck, tt, vv, slotn)
+        return rate
+
+    def _push_checkpoints(
+        self,
+        ri: NDArray[np.int64],
+        seg: NDArray[np.bool_],
+        rank: NDArray[np.int64],
+        ck: NDArray[np.int64],
+        tt: NDArray[np.int64],
+        vv: NDArray[np.float64],
+        slotn: NDArray[np.int64],
+    ) -> None:
+        """Append each series' new checkpoints to its ring, keeping the newest `_RING`."""
+        first = np.flatnonzero(seg)
+        series_r = ri[first]
+        last = np.r_[first[1:] - 1, ri.shape[0] - 1]
+        self._rate_last_slot[series_r] = slotn[last]
+        if ck.shape[0] == 0:
+            return
+        n_new = np.bincount(rank[ck], minlength=first.shape[0])
+        offsets = np.cumsum(n_new) - n_new
+        # new ring position j takes concat(old ring, new checkpoints)[j + n_new]
+        src = np.arange(_RING)[None, :] + n_new[:, None]
+        from_ring = src < _RING
+        old = np.minimum(src, _RING - 1)
+        new = ck[np.clip(offsets[:, None] + src - _RING, 0, ck.shape[0] - 1)]
+        rows = series_r[:, None]
+        self._ring_t[series_r] = np.where(from_ring, self._ring_t[rows, old], tt[new])
+        self._ring_v[series_r] = np.where(from_ring, self._ring_v[rows, old], vv[new])
+
+    def _consecutive(
+        self,
+        slot: NDArray[np.int64],
+        rows: NDArray[np.int64],
+        t: NDArray[np.int64],
+        rate: NDArray[np.float64],
+    ) -> _Graded:
+        """GB 50497-2019 table 8.0.4 note 2: the rate over `share` of the limit in `count`
+        consecutive periods. A period's reading is its first; one empty period is tolerated,
+        a longer gap restarts the count."""
+        period = self._period_us[slot]
+        pslot = t[rows] // period
+        seg = k.segment_starts(slot)
+        prev = k.previous(pslot.astype(np.float64), seg, self._aux_slot[slot].astype(np.float64))
+        first_of_period = pslot != prev
+        ends = np.r_[seg[1:], True]
+        self._aux_slot[slot[ends]] = pslot[ends]
+        keep = np.flatnonzero(first_of_period)
+        slot, rows, pslot, prev = slot[keep], rows[keep], pslot[keep], prev[keep]
+        m = rate[rows]
+        if rows.shape[0] == 0:
+            return self._single(slot, rows, m, np.zeros(0, dtype=np.bool_))
+        over = m > self._thr_up[slot, self._level[slot] - 1]
+        seg = k.segment_starts(slot)
+        gap = pslot - prev > 2
+        restart = seg | gap
+        carry = np.where(gap, 0, self._aux_run[slot])
+        run = k.run_lengths(over, k.first_index(restart), carry, self._count[slot])
+        ends = np.r_[seg[1:], True]
+        self._aux_run[slot[ends]] = run[ends]
+        return self._single(slot, rows, np.nan_to_num(m), run >= self._count[slot])
+
+    def _crane_wind(
+        self,
+        slot: NDArray[np.int64],
+        rows: NDArray[np.int64],
+        sx: NDArray[np.int64],
+        t: NDArray[np.int64],
+        v: NDArray[np.float64],
+        good: NDArray[np.int64],
+    ) -> _Graded:
+        """A crane lifting (load at least `min_load_t`) while the newest wind reading of its
+        work, at most `max_wind_age_s` old, is at or over the stop-lifting limit."""
+        host_w = self._wind_work[slot]
+        wind_rows = good[self._wind_source[sx[good]] >= 0]
+        wind_w = self._wind_source[sx[wind_rows]]
+        work = np.concatenate((host_w, wind_w))
+        tt = np.concatenate((t[rows], t[wind_rows]))
+        is_wind = np.r_[np.zeros(rows.shape[0], np.bool_), np.ones(wind_rows.shape[0], np.bool_)]
+        # wind before host at equal times: a reading at the same instant counts
+        order = np.lexsort((~is_wind, tt, work))
+        work_s, t_s, wind_s = work[order], tt[order], is_wind[order]
+        vals = np.concatenate((np.full(rows.shape[0], np.nan), v[wind_rows]))[order]
+        seg = k.segment_starts(work_s)
+        first = k.first_index(seg)
+        last_wind = np.maximum.accumulate(np.where(wind_s, np.arange(order.shape[0]), -1))
+        have = last_wind >= first
+        wind_v = np.where(have, vals[np.maximum(last_wind, 0)], self._wind_v[work_s])
+        wind_t = np.where(have, t_s[np.maximum(last_wind, 0)], self._wind_t[work_s])
+        ends = np.flatnonzero(np.r_[seg[1:], True] & have)
+        newer = t_s[np.maximum(last_wind[ends], 0)] > self._wind_t[work_s[ends]]
+        upd = ends[newer]
+        self._wind_t[work_s[upd]] = t_s[last_wind[upd]]
+        self._wind_v[work_s[upd]] = vals[last_wind[upd]]
+        back = np.empty(order.shape[0], dtype=np.int64)
+        back[order] = np.arange(order.shape[0])
+        host = back[: rows.shape[0]]
+        w_v, w_t = wind_v[host], wind_t[host]
+        fresh_wind = t[rows] - w_t <= self._max_wind_age_us[slot]
+        lifting = v[rows] >= self._min_load[slot]
+        hit = lifting & fresh_wind & (w_v >= self._thr_up[slot, 3])
+        return self._single(slot, rows, np.where(fresh_wind, w_v, 0.0), hit)
+
+    def _step(self, parts: list[_Graded], t: NDArray[np.int64], emit: bool) -> list[Transition]:
         """Run the state machine over the graded rows of all kinds; store the new state."""
-        slot = np.concatenate([p[0] for p in parts])
-        rows = np.concatenate([p[1] for p in parts])
-        measure = np.concatenate([p[2] for p in parts])
-        g_up = np.concatenate([p[3] for p in parts])
-        g_hold = np.concatenate([p[4] for p in parts])
+        slot = np.concatenate([p.slot for p in parts])
+        rows = np.concatenate([p.rows for p in parts])
+        measure = np.concatenate([p.measure for p in parts])
+        g_up = np.concatenate([p.g_up for p in parts])
+        g_hold = np.concatenate([p.g_hold for p in parts])
         if emit:
             # Quiet slots (normal, no partial debounce, nothing over a hold threshold) cannot
             # change state: skip them. Replay steps everything so that runs are exact.

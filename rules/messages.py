@@ -60,6 +60,20 @@ def _threshold(rule: ResolvedRule, subject: Subject, grade: Grade, thr: float) -
     return f"{label_zh} {q_zh}", f"the {label_en} ({q_en})"
 
 
+_CLEARED = {
+    "jump": ("读数恢复连续", "readings consistent again"),
+    "stuck": ("读数恢复变化", "readings change again"),
+    "crane_wind": (
+        "：大风中的吊装已停止或风速已回落",
+        "lifting in high wind stopped or the wind dropped",
+    ),
+    "consecutive": (
+        "变化速率不再连续超过预警值的规定比例",
+        "rate no longer over the share in a row",
+    ),
+}
+"""How a one-level rule says it cleared (its own condition no longer holds)."""
+
 _PREFIX = {
     "open": ("{g_zh}告警：", "{g_en} alert: "),
     "suspect": (
@@ -138,6 +152,9 @@ def level_message(
         else:
             body_zh = f"{m_zh}，{'超过' if up else '低于'}{t_zh}"
             body_en = f"{m_en} {'exceeds' if up else 'is below'} {t_en}"
+    if action == "resolve" and rule.kind in _CLEARED:
+        zh, en = _CLEARED[rule.kind]
+        body_zh, body_en = subject.name_zh + zh, f"{subject.name_en}: {en}"
     if action == "resolve":
         n = rule.resolve_after
         return (

@@ -62,7 +62,16 @@ _OPTION_KEYS = {
     "min_load_t",
     "max_wind_age_s",
 }
-_RULE_KEYS = {"metric", "kind", "direction", "hysteresis", "debounce", "resolve_after", "levels"}
+_RULE_KEYS = {
+    "metric",
+    "kind",
+    "direction",
+    "hysteresis",
+    "debounce",
+    "resolve_after",
+    "levels",
+    "table",
+}
 _OVERRIDE_KEYS = {
     "levels",
     "hysteresis",
@@ -298,7 +307,11 @@ def _parse_rule(
             raise ProfileError(where, f"unknown grade {name!r} (blue, yellow, orange, red)")
         levels.append(
             _parse_level(
-                _GRADE_NAMES[name], _mapping(lv, f"{where}: {name}"), f"{where}: {name}", tables
+                _GRADE_NAMES[name],
+                _mapping(lv, f"{where}: {name}"),
+                f"{where}: {name}",
+                tables,
+                str(spec.get("table", "")),
             )
         )
     levels.sort(key=lambda lv: lv.grade)
@@ -353,7 +366,11 @@ def _check_options(options: Mapping[str, Any], where: str) -> None:
 
 
 def _parse_level(
-    grade: Grade, spec: Mapping[str, Any], where: str, tables: Mapping[str, Table]
+    grade: Grade,
+    spec: Mapping[str, Any],
+    where: str,
+    tables: Mapping[str, Table],
+    rule_table: str,
 ) -> LevelDef:
     for key in ("value", "label_zh", "label_en", "source", "confidence"):
         if key not in spec:
@@ -366,7 +383,7 @@ def _parse_level(
     value: float | TableRef
     if isinstance(raw, Mapping):
         ref = TableRef(
-            table=str(raw.get("table")),
+            table=str(raw.get("table", rule_table)),
             field=str(raw.get("field")),
             end=int(raw.get("end", 0)),
             factor=_number(raw.get("factor", 1.0), where, "factor", lo=1e-9),
@@ -453,20 +470,18 @@ def lookup(table: Table, field_name: str, end: int, work_params: Mapping[str, An
 
     Missing parameters take the table's `defaults` (documented conservative choices). A row
     matches when each of its `match` keys equals the parameter or the parameter is in its list.
-    When no row matches, the strictest row that has the field is used (conservative default).
-    Field `abs` with a sibling `share_h` follows GB 50497-2019 table 8.0.4 note 1: the smaller of
-    the absolute value and share_h x design depth H (metres, converted to millimetres).
-
-    Returns:
-        The value (NaN when no row has the field).
+    A matching row without the field means the standard gives no value: NaN (level unused).
+    When no row matches, the strictest value of the rows that have the field is used
+    (conservative default). Field `abs` with a sibling `share_h` follows GB 50497-2019 table
+    8.0.4 note 1: the smaller of the absolute value and share_h x design depth H (metres, to mm).
     """
     params = {**table.defaults, **work_params}
-    candidates = [r for r in table.rows if field_name in r]
-    matching = [r for r in candidates if _matches(r.get("match") or {}, params)]
-    if not candidates:
-        return math.nan
-    values = [_row_value(r, field_name, end, params) for r in (matching[:1] or candidates)]
-    return min(values)
+    matching = [r for r in table.rows if _matches(r.get("match") or {}, params)]
+    if matching:
+        row = matching[0]
+        return _row_value(row, field_name, end, params) if field_name in row else math.nan
+    values = [_row_value(r, field_name, end, params) for r in table.rows if field_name in r]
+    return min(values, default=math.nan)
 
 
 def _matches(match: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
@@ -484,12 +499,15 @@ def _row_value(
     row: Mapping[str, Any], field_name: str, end: int, params: Mapping[str, Any]
 ) -> float:
     values = row[field_name] if isinstance(row[field_name], list) else [row[field_name]]
-    value = float(values[min(end, len(values) - 1)])
+    if end >= len(values):  # a single value has no lenient end
+        return math.nan
+    value = float(values[end])
     if field_name == "abs" and "share_h" in row:
         depth_m = params.get("design_depth_m")
         if isinstance(depth_m, int | float) and depth_m > 0:
             shares = row["share_h"] if isinstance(row["share_h"], list) else [row["share_h"]]
-            value = min(value, float(shares[min(end, len(shares) - 1)]) * depth_m * 1000.0)
+            share = float(shares[min(end, len(shares) - 1)])
+            value = min(value, share * depth_m * 1000.0)
     return value
 
 
@@ -530,6 +548,16 @@ def resolve_rule(
         thresholds[i] = value
         labels[i] = (lv.label_zh.format(**context), lv.label_en.format(**context))
         sources[i] = lv.source
+    # Table values can collapse (a strict and a lenient end both cut to share_h x H): the higher
+    # grade keeps the value and the lower level is left unused.
+    for i in (2, 1, 0):
+        above = [t for t in thresholds[i + 1 :] if not math.isnan(t)]
+        if (
+            above
+            and not math.isnan(thresholds[i])
+            and rule.direction * (above[0] - thresholds[i]) <= 0
+        ):
+            thresholds[i] = math.nan
     options: dict[str, Any] = dict(rule.options)
     hysteresis, debounce, resolve_after = rule.hysteresis, rule.debounce, rule.resolve_after
     for ov in overrides:
