@@ -57,7 +57,7 @@ def crane_lifts(
     """
     t_s = 0.0
     for peak in LIFT_PEAKS:
-        load_t = min(spec.rated_load_t * 0.9, spec.rated_load_t * peak)
+        load_t = min(spec.rated_load_t * 0.8, spec.rated_load_t * peak)
         peak_radius_m = peak * spec.rated_moment_tm / load_t
         for i in range(samples_per_lift):
             phase = math.sin(math.pi * i / (samples_per_lift - 1))
