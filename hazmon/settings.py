@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     # api
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="larger request bodies are refused with 413"
+    )
 
     @field_validator("mqtt_url")
     @classmethod

@@ -1,5 +1,14 @@
 """The registry: the supervised inventory (sites, works, devices) and the hazard loop."""
 
+from registry.hazards import (
+    HAZARD_STATES,
+    Change,
+    Hazard,
+    HazardAction,
+    HazardError,
+    HazardLevel,
+    HazardState,
+)
 from registry.inventory import (
     ImportSummary,
     Inventory,
@@ -8,4 +17,17 @@ from registry.inventory import (
     load_inventory,
 )
 
-__all__ = ["ImportSummary", "Inventory", "InventoryError", "import_inventory", "load_inventory"]
+__all__ = [
+    "HAZARD_STATES",
+    "Change",
+    "Hazard",
+    "HazardAction",
+    "HazardError",
+    "HazardLevel",
+    "HazardState",
+    "ImportSummary",
+    "Inventory",
+    "InventoryError",
+    "import_inventory",
+    "load_inventory",
+]

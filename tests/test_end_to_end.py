@@ -13,6 +13,7 @@ from hazmon.settings import Settings
 from tests.conftest import wait_until
 from tests.inventories import crane_site, load
 from tests.services import mosquitto_pub, running_api, running_ingest
+from tests.tokens import bearer, issue
 
 
 def test_over_limit_reading_opens_an_alert_visible_in_the_api(
@@ -23,7 +24,7 @@ def test_over_limit_reading_opens_an_alert_visible_in_the_api(
     with (
         running_ingest(settings),
         running_api(settings) as base,
-        httpx.Client(base_url=base) as http,
+        httpx.Client(base_url=base, headers=bearer(issue(db_url))) as http,
     ):
         assert http.get("/alerts").json()["count"] == 0
         ts_ms = int(time.time() * 1000)

@@ -1,18 +1,38 @@
-"""Alerts: list and filter (acknowledgement arrives with the rule engine's state machine)."""
+"""Alerts (报警): list and filter within the caller's scope, and acknowledge with a note.
+
+Acknowledgement is the rule engine's state machine (`hazmon.alertstore.acknowledge`): it records
+the person and the note as a transition; an acknowledged alert that later escalates opens again.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.concurrency import run_in_threadpool
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from api.deps import ConnDep
+from api.deps import ConnDep, Id64, SettingsDep
+from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
+from api.security import ReaderDep
+from hazmon import alertstore
+from hazmon.db import connect
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
 GRADE_NAMES = {1: "blue", 2: "yellow", 3: "orange", 4: "red"}
+ALERTS = Resource(
+    name="alert",
+    columns="a.id, a.series_id, s.id AS site_id, s.code AS site_code, d.code AS device_code, "
+    "se.metric, a.rule, a.grade, a.state, a.opened_at, a.updated_at, a.resolved_at, a.value, "
+    "a.threshold, a.message_zh, a.message_en, a.acknowledged_by, a.acknowledged_at, a.ack_note",
+    source="alerts a JOIN series se ON se.id = a.series_id JOIN devices d ON d.id = se.device_id "
+    "JOIN sites s ON s.id = d.site_id",
+    id_column="a.id",
+    sortable={"opened_at": "a.opened_at", "grade": "a.grade", "id": "a.id"},
+    default_sort="-opened_at",
+)
 
 
 class AlertPublic(BaseModel):
@@ -20,6 +40,7 @@ class AlertPublic(BaseModel):
 
     id: int
     series_id: int
+    site_id: int
     site_code: str
     device_code: str
     metric: str
@@ -34,6 +55,9 @@ class AlertPublic(BaseModel):
     threshold: float | None
     message_zh: str
     message_en: str
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+    ack_note: str | None
 
 
 class AlertsPublic(BaseModel):
@@ -43,42 +67,66 @@ class AlertsPublic(BaseModel):
     count: int
 
 
+class AlertAcknowledge(BaseModel):
+    """An acknowledgement: what the person did or will do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(
+        min_length=1, max_length=2000, pattern=r"\S", description="处置说明 / action taken"
+    )
+
+
+def _alert(row: dict[str, object]) -> AlertPublic:
+    return AlertPublic.model_validate({**row, "grade_name": GRADE_NAMES[int(str(row["grade"]))]})
+
+
 @router.get("", response_model=AlertsPublic, summary="报警列表 / list alerts")
 async def list_alerts(
     conn: ConnDep,
+    who: ReaderDep,
+    page: Annotated[Page, paging(ALERTS)],
     state: Annotated[Literal["open", "acknowledged", "resolved", "active"] | None, Query()] = None,
-    site: Annotated[str | None, Query(max_length=64)] = None,
-    min_grade: Annotated[int, Query(ge=1, le=4)] = 1,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    site: Annotated[str | None, Query(max_length=64, description="工地编号 / site code")] = None,
+    site_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    min_grade: Annotated[int, Query(ge=1, le=4, description="1 蓝 blue … 4 红 red")] = 1,
+    since: Annotated[AwareDatetime | None, Query(description="起 / opened at or after")] = None,
 ) -> AlertsPublic:
-    """Alerts newest first; `state=active` means open or acknowledged."""
+    """Alerts on the sites the caller may see, newest first; `state=active`: open or acknowledged."""
     states = ["open", "acknowledged"] if state == "active" else [state] if state else None
-    cur = await conn.execute(
-        """SELECT a.id, a.series_id, s.code AS site_code, d.code AS device_code, se.metric,
-                  a.rule, a.grade, a.state, a.opened_at, a.updated_at, a.resolved_at,
-                  a.value, a.threshold, a.message_zh, a.message_en,
-                  count(*) OVER () AS total
-           FROM alerts a
-           JOIN series se ON se.id = a.series_id
-           JOIN devices d ON d.id = se.device_id
-           JOIN sites s ON s.id = d.site_id
-           WHERE (%(states)s::text[] IS NULL OR a.state = ANY(%(states)s::text[]))
-             AND (%(site)s::text IS NULL OR s.code = %(site)s::text)
-             AND a.grade >= %(min_grade)s
-           ORDER BY a.opened_at DESC, a.id DESC
-           LIMIT %(limit)s OFFSET %(offset)s""",
-        {"states": states, "site": site, "min_grade": min_grade, "limit": limit, "offset": offset},
+    filters = (
+        Filters()
+        .add("a.state = ANY(%(states)s::text[])", states=states)
+        .add("s.code = %(site)s", site=site)
+        .add("s.id = %(site_id)s", site_id=site_id)
+        .add("a.grade >= %(min_grade)s", min_grade=min_grade)
+        .add("a.opened_at >= %(since)s", since=since)
     )
-    rows = await cur.fetchall()
-    total = int(rows[0]["total"]) if rows else 0
-    return AlertsPublic(
-        data=[
-            AlertPublic(
-                grade_name=GRADE_NAMES[int(r["grade"])],
-                **{k: v for k, v in r.items() if k != "total"},
-            )
-            for r in rows
-        ],
-        count=total,
-    )
+    rows, count = await fetch_page(conn, ALERTS, who, page, filters)
+    return AlertsPublic(data=[_alert(r) for r in rows], count=count)
+
+
+@router.get("/{alert_id}", response_model=AlertPublic, summary="报警详情 / one alert")
+async def get_alert(conn: ConnDep, who: ReaderDep, alert_id: Id64) -> AlertPublic:
+    """One alert, if the caller may see its site."""
+    return _alert(await fetch_one(conn, ALERTS, who, alert_id))
+
+
+@router.post(
+    "/{alert_id}/acknowledge", response_model=AlertPublic, summary="确认报警 / acknowledge"
+)
+async def acknowledge_alert(
+    conn: ConnDep, settings: SettingsDep, who: ReaderDep, alert_id: Id64, body: AlertAcknowledge
+) -> AlertPublic:
+    """Acknowledge an open alert with a note (409 if it is resolved); idempotent if acknowledged."""
+    await fetch_one(conn, ALERTS, who, alert_id)
+
+    def acknowledge() -> None:
+        with connect(settings.database_url) as sync_conn:
+            alertstore.acknowledge(sync_conn, alert_id, who.actor, body.note)
+
+    try:
+        await run_in_threadpool(acknowledge)
+    except alertstore.AlertStoreError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return _alert(await fetch_one(conn, ALERTS, who, alert_id))

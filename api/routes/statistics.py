@@ -1,0 +1,117 @@
+"""Statistics (统计): what a supervision station's wall display shows, within the caller's scope."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from psycopg import AsyncConnection
+from pydantic import BaseModel
+
+from api.deps import ConnDep
+from api.query import Filters, Resource, fetch_row
+from api.routes.alerts import ALERTS
+from api.routes.hazards import HAZARDS
+from api.security import ReaderDep
+from hazmon.auth import Principal
+
+router = APIRouter(prefix="/statistics", tags=["statistics"])
+
+_REGISTRY = Resource(
+    name="registry statistics",
+    columns="count(DISTINCT s.id) AS sites, count(DISTINCT w.id) AS works, "
+    "count(DISTINCT d.id) AS devices, "
+    "count(DISTINCT d.id) FILTER (WHERE ds.online) AS devices_online",
+    source="sites s LEFT JOIN works w ON w.site_id = s.id LEFT JOIN devices d ON d.work_id = w.id "
+    "LEFT JOIN device_status ds ON ds.device_id = d.id",
+    id_column="s.id",
+    sortable={},
+    default_sort="",
+)
+_ALERTS = Resource(
+    name="alert statistics",
+    columns="count(*) FILTER (WHERE a.grade = 1) AS blue, "
+    "count(*) FILTER (WHERE a.grade = 2) AS yellow, "
+    "count(*) FILTER (WHERE a.grade = 3) AS orange, "
+    "count(*) FILTER (WHERE a.grade = 4) AS red, "
+    "count(*) FILTER (WHERE a.state = 'open') AS unacknowledged",
+    source=ALERTS.source,
+    id_column=ALERTS.id_column,
+    sortable={},
+    default_sort="",
+)
+_HAZARDS = Resource(
+    name="hazard statistics",
+    columns="count(*) FILTER (WHERE h.state <> 'closed') AS open, "
+    "count(*) FILTER (WHERE h.state <> 'closed' AND h.level = 'major') AS major_open, "
+    "count(*) FILTER (WHERE h.deadline < now() AND h.state IN ('assigned', 'rectified'))"
+    " AS overdue, "
+    "count(*) FILTER (WHERE h.state <> 'closed' AND h.listed_supervision) AS listed_supervision, "
+    "count(*) FILTER (WHERE h.state = 'closed') AS closed",
+    source=HAZARDS.source,
+    id_column=HAZARDS.id_column,
+    sortable={},
+    default_sort="",
+)
+
+
+class ActiveAlerts(BaseModel):
+    """Open or acknowledged alerts by grade."""
+
+    blue: int
+    yellow: int
+    orange: int
+    red: int
+    unacknowledged: int
+
+
+class HazardCounts(BaseModel):
+    """Hazards by where they stand."""
+
+    open: int
+    major_open: int
+    overdue: int
+    listed_supervision: int
+    closed: int
+
+
+class StatisticsPublic(BaseModel):
+    """Counts over the sites the caller may see (and the region asked for)."""
+
+    sites: int
+    works: int
+    devices: int
+    devices_online: int
+    active_alerts: ActiveAlerts
+    hazards: HazardCounts
+
+
+async def _counts(
+    conn: AsyncConnection[dict[str, Any]], resource: Resource, who: Principal, filters: Filters
+) -> dict[str, Any]:
+    row = await fetch_row(conn, resource, who, filters)
+    assert row is not None  # an aggregate always yields one row
+    return row
+
+
+@router.get("", response_model=StatisticsPublic, summary="统计概览 / statistics")
+async def get_statistics(
+    conn: ConnDep,
+    who: ReaderDep,
+    region: Annotated[
+        str | None, Query(pattern=r"^[0-9]{2,6}$", description="区划代码前缀 / region prefix")
+    ] = None,
+) -> StatisticsPublic:
+    """Sites, works, devices online, active alerts by grade and hazards, in scope."""
+
+    def in_region() -> Filters:
+        return Filters().add("s.region_code LIKE %(region)s || '%%'", region=region)
+
+    registry = await _counts(conn, _REGISTRY, who, in_region())
+    alerts = await _counts(conn, _ALERTS, who, in_region().add("a.state <> 'resolved'"))
+    hazards = await _counts(conn, _HAZARDS, who, in_region())
+    return StatisticsPublic(
+        **registry,
+        active_alerts=ActiveAlerts.model_validate(alerts),
+        hazards=HazardCounts.model_validate(hazards),
+    )

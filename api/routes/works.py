@@ -1,0 +1,131 @@
+"""Works (危大工程): a site's major-hazard works, their kind, grade and design values.
+
+A work's `params` are the design values its thresholds are derived from (a pit's safety grade
+and design depth, a crane's rated load and moment, ...), checked against the catalogue.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+
+from api.deps import ConnDep, Id32
+from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
+from api.routes.sites import CODE, SITES
+from api.security import AdminDep, ReaderDep
+from hazmon.catalogue import catalogue, hazard_kind
+
+router = APIRouter(prefix="/works", tags=["works"])
+
+WORKS = Resource(
+    name="work",
+    columns="w.id, w.site_id, s.code AS site_code, w.code, w.name, w.hazard_kind, w.params, "
+    "w.created_at, w.updated_at",
+    source="works w JOIN sites s ON s.id = w.site_id",
+    id_column="w.id",
+    sortable={"id": "w.id", "code": "w.code", "name": "w.name", "hazard_kind": "w.hazard_kind"},
+    default_sort="id",
+)
+_KINDS: list[JsonValue] = [*sorted(catalogue())]
+
+
+class WorkUpdate(BaseModel):
+    """Changes to a work: its name or its design values (replaced as a whole)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    params: dict[str, Any] | None = Field(
+        default=None, description="设计参数 / design values, per the catalogue of the hazard kind"
+    )
+
+
+class WorkCreate(BaseModel):
+    """A new work on a site."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site_id: int = Field(ge=1, le=2_147_483_647)
+    code: str = Field(pattern=CODE)
+    name: str = Field(min_length=1, max_length=200)
+    hazard_kind: str = Field(json_schema_extra={"enum": _KINDS}, description="危大工程类别 / kind")
+    params: dict[str, Any] = Field(default_factory=dict, description="设计参数 / design values")
+
+    @model_validator(mode="after")
+    def _check_params(self) -> WorkCreate:
+        hazard_kind(self.hazard_kind).check_params(self.params)
+        return self
+
+
+class WorkPublic(BaseModel):
+    """A work."""
+
+    id: int
+    site_id: int
+    site_code: str
+    code: str
+    name: str
+    hazard_kind: str
+    params: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorksPublic(BaseModel):
+    """A page of works."""
+
+    data: list[WorkPublic]
+    count: int
+
+
+@router.get("", response_model=WorksPublic, summary="危大工程列表 / list works")
+async def list_works(
+    conn: ConnDep,
+    who: ReaderDep,
+    page: Annotated[Page, paging(WORKS)],
+    site_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    hazard_kind: Annotated[str | None, Query(max_length=64)] = None,
+) -> WorksPublic:
+    """Works on the sites the caller may see, by site or hazard kind."""
+    filters = (
+        Filters()
+        .add("w.site_id = %(site_id)s", site_id=site_id)
+        .add("w.hazard_kind = %(hazard_kind)s", hazard_kind=hazard_kind)
+    )
+    rows, count = await fetch_page(conn, WORKS, who, page, filters)
+    return WorksPublic(data=[WorkPublic.model_validate(r) for r in rows], count=count)
+
+
+@router.get("/{work_id}", response_model=WorkPublic, summary="危大工程详情 / one work")
+async def get_work(conn: ConnDep, who: ReaderDep, work_id: Id32) -> WorkPublic:
+    """One work, if the caller may see its site."""
+    return WorkPublic.model_validate(await fetch_one(conn, WORKS, who, work_id))
+
+
+@router.post("", response_model=WorkPublic, status_code=201, summary="新增危大工程 / add a work")
+async def create_work(conn: ConnDep, who: AdminDep, body: WorkCreate) -> WorkPublic:
+    """Register a work on an existing site."""
+    await fetch_one(conn, SITES, who, body.site_id)
+    cur = await conn.execute(
+        """INSERT INTO works (site_id, code, name, hazard_kind, params)
+           VALUES (%(site_id)s, %(code)s, %(name)s, %(hazard_kind)s, %(params)s) RETURNING id""",
+        {**body.model_dump(), "params": Jsonb(body.params)},
+    )
+    row = await cur.fetchone()
+    assert row is not None
+    return WorkPublic.model_validate(await fetch_one(conn, WORKS, who, row["id"]))
+
+
+@router.patch("/{work_id}", response_model=WorkPublic, summary="修改危大工程 / update a work")
+async def update_work(conn: ConnDep, who: AdminDep, work_id: Id32, body: WorkUpdate) -> WorkPublic:
+    """Rename a work or replace its design values (checked against its hazard kind)."""
+    work = await fetch_one(conn, WORKS, who, work_id, lock="w")
+    fields: dict[str, Any] = body.model_dump(exclude_none=True)
+    if body.params is not None:
+        fields["params"] = Jsonb(hazard_kind(work["hazard_kind"]).check_params(body.params))
+    await update_row(conn, "works", work_id, fields)
+    return WorkPublic.model_validate(await fetch_one(conn, WORKS, who, work_id))
