@@ -20,6 +20,7 @@ class IngestMetrics:
     batch_readings: Histogram
     commit_seconds: Histogram
     lag_seconds: Histogram
+    oldest_reading_age_seconds: Histogram
     broker_reconnects: Counter
     db_failures: Counter
     pending_messages: Gauge
@@ -69,6 +70,12 @@ class IngestMetrics:
                 "hazmon_ingest_lag_seconds",
                 "commit time minus reading time, per batch (newest reading)",
                 buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3600),
+                registry=registry,
+            ),
+            oldest_reading_age_seconds=Histogram(
+                "hazmon_ingest_oldest_reading_age_seconds",
+                "commit time minus reading time, per batch (oldest reading): late data shows here",
+                buckets=(0.1, 1, 10, 60, 600, 3600, 6 * 3600, 86400, 7 * 86400, 30 * 86400),
                 registry=registry,
             ),
             broker_reconnects=Counter(

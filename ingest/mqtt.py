@@ -3,9 +3,16 @@
 Delivery guarantees come from the broker, not from memory: MQTT 5, QoS 1, a persistent session
 (clean start off, session expiry set) under a stable client id, and manual acknowledgement,
 so a message is acknowledged only after the transaction holding its readings has committed.
-The client announces a Receive Maximum of `max_pending`: the broker sends no more unacknowledged
-messages than that, which bounds ingest's memory whatever the backlog, and leaves the rest
-queued at the broker (whose own queue limits must be set deliberately: docs/scaling.md).
+
+Flow control: the client announces a Receive Maximum of `max_pending`, and hands messages to
+the service through a queue of that size. A compliant broker sends no more unacknowledged
+messages than the Receive Maximum. Mosquitto 2.0.11 (Debian 12) does not honour it past the
+first acknowledgement (measured: every PUBACK releases up to Receive Maximum more messages;
+eclipse-mosquitto issue #2301), so the bound that holds is the queue: when it is full, paho's
+network thread blocks in `on_message`, stops reading the socket, and TCP flow control leaves
+the backlog queued at the broker (whose queue limits must be set deliberately:
+deploy/mosquitto/hazmon.conf, docs/scaling.md). A stall longer than 1.5 keepalives makes the
+broker drop the connection; the unacknowledged messages are then redelivered, never lost.
 """
 
 from __future__ import annotations
@@ -61,10 +68,10 @@ class MqttSource:
         self._session_expiry_s = session_expiry_s
         self._keepalive_s = keepalive_s
         self._backoff = backoff or Backoff()
-        # The broker never has more than max_pending unacked messages out to us (Receive
-        # Maximum), so this queue cannot grow past that; QoS 0 strays get the same bound.
-        self.messages: queue.Queue[Message] = queue.Queue(maxsize=2 * max_pending)
+        # Full queue = paho's network thread blocks = ingest stops reading (module docstring).
+        self.messages: queue.Queue[Message] = queue.Queue(maxsize=max_pending)
         self.connected = threading.Event()
+        """Set once the subscriptions of the current connection are acknowledged."""
         self.reconnects = 0
         self._connection = 0
         self._stopping = threading.Event()
@@ -82,6 +89,7 @@ class MqttSource:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
 
     def start(self) -> None:
         """Start the network thread; it connects, and reconnects with jittered backoff."""
@@ -156,11 +164,25 @@ class MqttSource:
         self._connection += 1
         self._backoff.reset()
         client.subscribe([(topic, 1) for topic in self._topics])
-        self.connected.set()
         log.info(
             "mqtt connected",
             extra={"session_present": flags.session_present, "connection": self._connection},
         )
+
+    def _on_subscribe(
+        self,
+        client: paho.Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        refused = [str(code) for code in reason_codes if code.is_failure]
+        if refused:
+            log.error("mqtt subscription refused", extra={"reasons": refused, "hint": "check ACL"})
+            return
+        self.connected.set()
+        log.info("mqtt subscribed", extra={"topics": self._topics})
 
     def _on_disconnect(
         self,

@@ -6,6 +6,7 @@ when the database is away: the batch waits, unacknowledged, and the broker holds
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from numpy.typing import NDArray
 
 from hazmon import alertstore
 from hazmon.backoff import Backoff
@@ -39,15 +41,26 @@ TICK_INTERVAL_S = 1.0
 
 
 @dataclass(slots=True)
-class _Prepared:
-    """A batch of messages turned into columns, dead letters and status reports."""
+class _Batch:
+    """Messages being batched, decoded as they arrive into columns, dead letters and statuses."""
 
-    messages: list[Message]
-    series_id: np.ndarray[Any, np.dtype[np.int64]]
-    time_us: np.ndarray[Any, np.dtype[np.int64]]
-    value: np.ndarray[Any, np.dtype[np.float64]]
+    messages: list[Message] = field(default_factory=list)
+    series_id: list[NDArray[np.int64]] = field(default_factory=list)
+    time_us: list[NDArray[np.int64]] = field(default_factory=list)
+    value: list[NDArray[np.float64]] = field(default_factory=list)
+    readings: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
     statuses: list[DeviceStatus] = field(default_factory=list)
+
+    def columns(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+        """All readings of the batch as three columns."""
+        if not self.series_id:
+            return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
+        return (
+            np.concatenate(self.series_id),
+            np.concatenate(self.time_us),
+            np.concatenate(self.value),
+        )
 
 
 def subscriptions(settings: Settings) -> list[str]:
@@ -103,9 +116,9 @@ class IngestService:
         reconnects_seen = 0
         try:
             while not stop.is_set():
-                messages = self._collect(stop)
-                if messages:
-                    self._commit_until_done(messages, stop)
+                batch = self._collect(stop)
+                if batch.messages:
+                    self._commit_until_done(batch, stop)
                 now = time.monotonic()
                 if now >= next_tick:
                     self._tick(stop)
@@ -122,93 +135,86 @@ class IngestService:
                 self._conn.close()
             log.info("ingest stopped")
 
-    def _collect(self, stop: threading.Event) -> list[Message]:
-        """Take messages until the batch holds enough readings or the first one is old enough."""
+    def _collect(self, stop: threading.Event) -> _Batch:
+        """Take and decode messages until the batch holds enough readings or is old enough."""
         queue_ = self.source.messages
+        batch = _Batch()
         try:
-            first = queue_.get(timeout=0.1)
-        except Exception:  # queue.Empty
-            return []
-        messages = [first]
+            self._add(batch, queue_.get(timeout=0.1))
+        except queue.Empty:
+            return batch
         deadline = time.monotonic() + self.settings.batch_max_wait_ms / 1000
-        # Sizes are estimated from bytes (about 40 bytes a reading) to avoid decoding twice.
-        budget = self.settings.batch_max_readings * 40 - len(first.payload)
-        while budget > 0 and not stop.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
+        while batch.readings < self.settings.batch_max_readings and not stop.is_set():
             try:
-                message = queue_.get(timeout=remaining)
-            except Exception:  # queue.Empty
-                break
-            messages.append(message)
-            budget -= len(message.payload)
-        self.metrics.messages_received.inc(len(messages))
-        self.metrics.pending_messages.set(len(messages) + queue_.qsize())
-        return messages
+                message = queue_.get_nowait()
+            except queue.Empty:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    message = queue_.get(timeout=remaining)
+                except queue.Empty:
+                    break
+            self._add(batch, message)
+        self.metrics.messages_received.inc(len(batch.messages))
+        self.metrics.pending_messages.set(len(batch.messages) + queue_.qsize())
+        return batch
 
-    def _prepare(self, messages: list[Message]) -> _Prepared:
+    def _add(self, batch: _Batch, m: Message) -> None:
+        """Decode one message into the batch: readings, a dead letter, or a status report."""
+        batch.messages.append(m)
         root = self.settings.topic_root
-        parts_sid: list[np.ndarray[Any, np.dtype[np.int64]]] = []
-        parts_t: list[np.ndarray[Any, np.dtype[np.int64]]] = []
-        parts_v: list[np.ndarray[Any, np.dtype[np.float64]]] = []
-        letters: list[DeadLetter] = []
-        statuses: list[DeviceStatus] = []
-        for m in messages:
-            address = parse_topic(m.topic, root)
-            if address is not None and address.channel == "telemetry":
-                decoded = decode_telemetry(
-                    address, m.payload, m.received_us, self._limits, self._lookup
-                )
-                if decoded.count:
-                    parts_sid.append(decoded.series_id)
-                    parts_t.append(decoded.time_us)
-                    parts_v.append(decoded.value)
-                if decoded.rejection is not None:
-                    letters.append(
-                        DeadLetter(
-                            m.topic,
-                            decoded.rejection.reason,
-                            decoded.rejection.detail,
-                            m.payload,
-                            m.received_us,
-                        )
-                    )
-            elif address is not None and address.channel == "status":
-                status = parse_status(address, m.payload, m.received_us)
-                if isinstance(status, DeviceStatus):
-                    statuses.append(status)
-                else:
-                    letters.append(
-                        DeadLetter(m.topic, status.reason, status.detail, m.payload, m.received_us)
-                    )
-            else:
-                letters.append(
+        address = parse_topic(m.topic, root)
+        if address is not None and address.channel == "telemetry":
+            decoded = decode_telemetry(
+                address, m.payload, m.received_us, self._limits, self._lookup
+            )
+            if decoded.count:
+                batch.series_id.append(decoded.series_id)
+                batch.time_us.append(decoded.time_us)
+                batch.value.append(decoded.value)
+                batch.readings += decoded.count
+            if decoded.rejection is not None:
+                batch.dead_letters.append(
                     DeadLetter(
                         m.topic,
-                        Reason.BAD_TOPIC,
-                        f"expected {root}/<site>/<device>/telemetry",
+                        decoded.rejection.reason,
+                        decoded.rejection.detail,
                         m.payload,
                         m.received_us,
                     )
                 )
-        if parts_sid:
-            sid, t, v = np.concatenate(parts_sid), np.concatenate(parts_t), np.concatenate(parts_v)
+        elif address is not None and address.channel == "status":
+            status = parse_status(address, m.payload, m.received_us)
+            if isinstance(status, DeviceStatus):
+                batch.statuses.append(status)
+            else:
+                batch.dead_letters.append(
+                    DeadLetter(m.topic, status.reason, status.detail, m.payload, m.received_us)
+                )
         else:
-            sid, t, v = np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64)
-        return _Prepared(messages, sid, t, v, letters, statuses)
+            batch.dead_letters.append(
+                DeadLetter(
+                    m.topic,
+                    Reason.BAD_TOPIC,
+                    f"expected {root}/<site>/<device>/telemetry",
+                    m.payload,
+                    m.received_us,
+                )
+            )
 
-    def _commit_until_done(self, messages: list[Message], stop: threading.Event) -> None:
-        prepared = self._prepare(messages)
+    def _commit_until_done(self, batch: _Batch, stop: threading.Event) -> None:
+        """Commit the batch, retrying through database outages, then acknowledge its messages."""
+        columns = batch.columns()
         while True:
             try:
-                self._commit(prepared)
+                self._commit(batch, columns)
                 break
             except psycopg.OperationalError as exc:
                 self.metrics.db_failures.inc()
                 log.warning(
                     "batch not committed; keeping it unacknowledged and retrying",
-                    extra={"error": str(exc).strip(), "messages": len(messages)},
+                    extra={"error": str(exc).strip(), "messages": len(batch.messages)},
                 )
                 self._drop_connection()
                 # Rule state advanced in memory for a transaction that did not commit: it is
@@ -216,17 +222,22 @@ class IngestService:
                 self._ensure_connection(stop, force_reload=True)
                 if stop.is_set() and self._conn is None:
                     return
-        acked = self.source.ack(messages)
+        acked = self.source.ack(batch.messages)
         self.metrics.messages_committed.inc(acked)
         self.metrics.pending_messages.set(self.source.messages.qsize())
 
-    def _commit(self, batch: _Prepared) -> None:
+    def _commit(
+        self,
+        batch: _Batch,
+        columns: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]],
+    ) -> None:
         conn = self._require_connection()
         assert self._engine is not None
+        series_id, time_us, value = columns
         started = time.monotonic()
         with conn.transaction():
-            fresh = copy_readings(conn, batch.series_id, batch.time_us, batch.value)
-            graded = Batch(batch.series_id[fresh], batch.time_us[fresh], batch.value[fresh])
+            fresh = copy_readings(conn, series_id, time_us, value)
+            graded = Batch(series_id[fresh], time_us[fresh], value[fresh])
             now_us = time.time_ns() // 1000
             transitions = self._engine.evaluate(graded, now_us)
             alertstore.record(conn, transitions)
@@ -241,9 +252,11 @@ class IngestService:
         self.metrics.readings_duplicate.inc(len(fresh) - n_new)
         for letter in batch.dead_letters:
             self.metrics.dead_letters.labels(reason=letter.reason).inc()
-        if len(batch.time_us):
-            self.metrics.lag_seconds.observe(
-                max(0.0, (time.time_ns() // 1000 - int(batch.time_us.max())) / 1e6)
+        if len(time_us):
+            now_us = time.time_ns() // 1000
+            self.metrics.lag_seconds.observe(max(0.0, (now_us - int(time_us.max())) / 1e6))
+            self.metrics.oldest_reading_age_seconds.observe(
+                max(0.0, (now_us - int(time_us.min())) / 1e6)
             )
 
     def _tick(self, stop: threading.Event) -> None:

@@ -88,21 +88,21 @@ def copy_readings(
 
     Fast path: binary COPY straight into the hypertable, inside a savepoint. A batch that hits
     the unique index (a redelivery after a crash, or a duplicate within the batch) rolls back
-    to the savepoint and takes the staged path: COPY into a temporary table, then
-    INSERT … ON CONFLICT DO NOTHING RETURNING, which says which rows were new so the rules
-    never grade a reading twice.
+    to the savepoint and takes the staged path: binary COPY into a temporary table, then
+    INSERT … ON CONFLICT DO NOTHING, which says which rows were new so the rules never grade a
+    reading twice. Of several readings of one (series, time) in a batch the first one wins.
+    Must run inside the caller's transaction.
     """
     n = len(series_id)
     if n == 0:
         return np.zeros(0, dtype=np.bool_)
-    records = _records(series_id, time_us, value)
     try:
         with (
             conn.transaction(),
             conn.cursor() as cur,
             cur.copy("COPY readings (time, series_id, value) FROM STDIN (FORMAT BINARY)") as cp,
         ):
-            cp.write(records)
+            cp.write(_records(series_id, time_us, value))
         return np.ones(n, dtype=np.bool_)
     except psycopg.errors.UniqueViolation:
         pass
@@ -112,53 +112,62 @@ def copy_readings(
             "(time timestamptz, series_id int, value float8, idx int) ON COMMIT DELETE ROWS"
         )
         cur.execute("TRUNCATE readings_staging")
-        with cur.copy("COPY readings_staging (time, series_id, value, idx) FROM STDIN") as cp:
-            for i in range(n):
-                cp.write_row((_pg_time(int(time_us[i])), int(series_id[i]), float(value[i]), i))
+        with cur.copy(
+            "COPY readings_staging (time, series_id, value, idx) FROM STDIN (FORMAT BINARY)"
+        ) as cp:
+            cp.write(_records(series_id, time_us, value, with_index=True))
         cur.execute(
-            """INSERT INTO readings (time, series_id, value)
-               SELECT DISTINCT ON (series_id, time) time, series_id, value
-               FROM readings_staging ORDER BY series_id, time, idx
-               ON CONFLICT DO NOTHING
-               RETURNING series_id, time"""
+            """WITH firsts AS (
+                   SELECT DISTINCT ON (series_id, time) time, series_id, value, idx
+                   FROM readings_staging ORDER BY series_id, time, idx),
+               inserted AS (
+                   INSERT INTO readings (time, series_id, value)
+                   SELECT time, series_id, value FROM firsts
+                   ON CONFLICT DO NOTHING
+                   RETURNING series_id, time)
+               SELECT f.idx FROM firsts f JOIN inserted USING (series_id, time)"""
         )
-        inserted = {(sid, t) for sid, t in cur.fetchall()}
+        fresh_idx = np.array([row[0] for row in cur.fetchall()], dtype=np.int64)
     fresh = np.zeros(n, dtype=np.bool_)
-    seen: set[tuple[int, datetime]] = set()
-    for i in range(n):
-        key = (int(series_id[i]), _pg_time(int(time_us[i])))
-        if key in inserted and key not in seen:
-            fresh[i] = True
-            seen.add(key)
+    fresh[fresh_idx] = True
     return fresh
 
 
 _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
-_ROW = np.dtype(
-    [
-        ("nfields", ">i2"),
-        ("len_time", ">i4"),
-        ("time", ">i8"),
-        ("len_series", ">i4"),
-        ("series", ">i4"),
-        ("len_value", ">i4"),
-        ("value", ">f8"),
-    ]
-)
+_FIELDS = [
+    ("len_time", ">i4"),
+    ("time", ">i8"),
+    ("len_series", ">i4"),
+    ("series", ">i4"),
+    ("len_value", ">i4"),
+    ("value", ">f8"),
+]
+_ROW = np.dtype([("nfields", ">i2"), *_FIELDS])
+_ROW_INDEXED = np.dtype([("nfields", ">i2"), *_FIELDS, ("len_idx", ">i4"), ("idx", ">i4")])
 
 
 def _records(
-    series_id: NDArray[np.int64], time_us: NDArray[np.int64], value: NDArray[np.float64]
+    series_id: NDArray[np.int64],
+    time_us: NDArray[np.int64],
+    value: NDArray[np.float64],
+    *,
+    with_index: bool = False,
 ) -> bytes:
-    """The whole batch in PostgreSQL's binary COPY format, built with numpy in one pass."""
-    rows = np.empty(len(series_id), dtype=_ROW)
-    rows["nfields"] = 3
+    """The whole batch in PostgreSQL's binary COPY format, built with numpy in one pass.
+
+    With `with_index`, a fourth int column holds each row's position in the batch.
+    """
+    rows = np.empty(len(series_id), dtype=_ROW_INDEXED if with_index else _ROW)
+    rows["nfields"] = 4 if with_index else 3
     rows["len_time"] = 8
     rows["time"] = time_us - _EPOCH_TO_PG_US
     rows["len_series"] = 4
     rows["series"] = series_id
     rows["len_value"] = 8
     rows["value"] = value
+    if with_index:
+        rows["len_idx"] = 4
+        rows["idx"] = np.arange(len(series_id))
     return _BINARY_HEADER + rows.tobytes() + b"\xff\xff"
 
 

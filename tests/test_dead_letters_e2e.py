@@ -48,7 +48,7 @@ def test_each_malformed_payload_gives_one_dead_letter_and_ingest_goes_on(
             json.dumps([{"values": {"load_t": i}} for i in range(1001)]).encode(),
         ),
         ("payload_too_large", good, b'{"values": {"load_t": 1}, "pad": "' + b"x" * 300_000 + b'"}'),
-        ("bad_topic", f"{root}/S1/TC1-M/telemetry/extra", b'{"values": {"load_t": 1}}'),
+        ("bad_topic", f"{root}//TC1-M/telemetry", b'{"values": {"load_t": 1}}'),
     ]
     with running_ingest(settings):
         for _, topic, payload in cases:

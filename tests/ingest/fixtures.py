@@ -1,0 +1,484 @@
+"""Shared helpers of the ingest fault tests and benchmarks: private servers, a load publisher,
+ingest as a real subprocess, and an exact digest of what the readings table holds.
+
+Fault tests never restart the shared servers other workers use: a broker restart happens on a
+private Mosquitto on a free port, a PostgreSQL restart on a throwaway cluster made with initdb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import numpy as np
+import paho.mqtt.client as paho
+import psycopg
+from numpy.typing import NDArray
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from hazmon.settings import MqttEndpoint, Settings
+from tests.conftest import REPO, free_port, wait_until
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+CRANE_METRICS = (
+    "load_t",
+    "load_ratio",
+    "moment_ratio",
+    "radius_m",
+    "height_m",
+    "slew_deg",
+    "wind_speed_ms",
+    "tilt_deg",
+    "zone_event",
+    "collision_event",
+)
+# Values of every reading are a pattern in [0, 15/64] times these powers of two: exact in
+# binary (so digests compare exactly) and well inside every default alarm threshold.
+_METRIC_SCALE = {
+    "load_t": 8.0,
+    "load_ratio": 1.0,
+    "moment_ratio": 1.0,
+    "radius_m": 64.0,
+    "height_m": 64.0,
+    "slew_deg": 256.0,
+    "wind_speed_ms": 16.0,
+    "tilt_deg": 0.5,
+    "zone_event": 0.0,
+    "collision_event": 0.0,
+}
+
+
+class _Server:
+    """A server process owned by a test; a context manager that always kills what it started."""
+
+    def __init__(self) -> None:
+        self._tmp = Path(tempfile.mkdtemp(prefix=f"hazmon-{type(self).__name__.lower()}-"))
+        self.port = free_port()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self.stop(graceful=False)
+        finally:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def start(self) -> None:
+        """Start the server and wait until it listens."""
+        raise NotImplementedError
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """Stop the server (gracefully, or as a crash) and wait until it is gone."""
+        raise NotImplementedError
+
+    def restart(self, *, graceful: bool = True, down_s: float = 0.5) -> None:
+        """Stop, stay down for `down_s`, start again on the same port with the same data."""
+        self.stop(graceful=graceful)
+        time.sleep(down_s)
+        self.start()
+
+
+class PrivateMosquitto(_Server):
+    """A Mosquitto of this test's own with hazmon's broker limits and persistence in a temp dir."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._process: subprocess.Popen[bytes] | None = None
+        limits = (REPO / "deploy" / "mosquitto" / "hazmon.conf").read_text(encoding="utf-8")
+        config = self._tmp / "mosquitto.conf"
+        config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {self._tmp}/\n"
+            f"log_dest file {self._tmp}/mosquitto.log\nuser root\n{limits}",
+            encoding="utf-8",
+        )
+        self._config = config
+
+    @property
+    def url(self) -> str:
+        """The `mqtt://` URL of this broker."""
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        """Start Mosquitto; it restores its persisted sessions and queues."""
+        self._process = subprocess.Popen(
+            ["mosquitto", "-c", str(self._config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        assert wait_until(lambda: _listening(self.port), 10), "private mosquitto did not start"
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """SIGTERM saves the persistence file (sessions and queued messages); SIGKILL does not."""
+        if self._process is None:
+            return
+        self._process.send_signal(signal.SIGTERM if graceful else signal.SIGKILL)
+        self._process.wait(30)
+        self._process = None
+
+
+class ThrowawayPostgres(_Server):
+    """A PostgreSQL 15 cluster with TimescaleDB of this test's own, run as the postgres user."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._data = self._tmp / "data"
+        shutil.chown(self._tmp, "postgres", "postgres")
+        _as_postgres(
+            [str(PG_BIN / "initdb"), "-D", str(self._data), "-U", "postgres", "-A", "trust", "-N"]
+        )
+        with (self._data / "postgresql.conf").open("a", encoding="utf-8") as conf:
+            conf.write(
+                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self._tmp}'\n"
+                "shared_preload_libraries = 'timescaledb'\ntimescaledb.telemetry_level = off\n"
+                "fsync = off\nmax_connections = 50\n"
+            )
+
+    def url(self, database: str = "postgres") -> str:
+        """A URL of `database` on this cluster."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        """Start the cluster and wait until it accepts connections."""
+        _pg_ctl(self._data, "start", "-w", "-t", "60", "-l", str(self._tmp / "server.log"))
+
+    def stop(self, *, graceful: bool = True) -> None:
+        """Stop fast (graceful) or immediate (a crash: recovery replays the WAL on start)."""
+        if (self._data / "postmaster.pid").exists():
+            _pg_ctl(self._data, "stop", "-w", "-m", "fast" if graceful else "immediate")
+
+
+def _as_postgres(argv: list[str]) -> None:
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", *argv],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=120,
+    )
+
+
+def _pg_ctl(data: Path, *args: str) -> None:
+    _as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), *args])
+
+
+def _listening(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
+
+
+# --- the readings a test publishes -------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A deterministic set of crane readings: each device sends `messages_per_device` payloads
+    of `entries` timestamps × 10 metrics (50 readings by default), `step_ms` apart.
+
+    Payloads of all devices are interleaved, so every batch spans many series.
+    """
+
+    topic_root: str
+    devices: tuple[tuple[str, str], ...]
+    messages_per_device: int
+    base_ms: int
+    entries: int = 5
+    step_ms: int = 1000
+
+    @property
+    def readings(self) -> int:
+        """How many readings the stream holds."""
+        return len(self.devices) * self.messages_per_device * self.entries * len(CRANE_METRICS)
+
+    @property
+    def messages(self) -> int:
+        """How many MQTT messages the stream is published as."""
+        return len(self.devices) * self.messages_per_device
+
+    def payloads(self) -> Iterator[tuple[str, bytes]]:
+        """(topic, payload) of every message, in publish order."""
+        for k in range(self.messages_per_device):
+            for d, (site, device) in enumerate(self.devices):
+                topic = f"{self.topic_root}/{site}/{device}/telemetry"
+                yield topic, self._payload(d, k)
+
+    def _payload(self, d: int, k: int) -> bytes:
+        entries = []
+        for j in range(self.entries):
+            t = k * self.entries + j
+            ts = self.base_ms + t * self.step_ms
+            entries.append(f'{{"ts":{ts},"values":{_VALUES_JSON[_phase(d, t)]}}}')
+        return ("[" + ",".join(entries) + "]").encode()
+
+    def expected(
+        self, series_ids: Mapping[tuple[str, str, str], int]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+        """The columns (series_id, time_us, value) the readings table must hold afterwards."""
+        n_t = self.messages_per_device * self.entries
+        sids, times, values = [], [], []
+        t_us = (self.base_ms + np.arange(n_t, dtype=np.int64) * self.step_ms) * 1000
+        t = np.arange(n_t, dtype=np.int64)
+        for d, (site, device) in enumerate(self.devices):
+            for i, m in enumerate(CRANE_METRICS):
+                sids.append(np.full(n_t, series_ids[(site, device, m)], dtype=np.int64))
+                times.append(t_us)
+                values.append(_pattern((d * 7 + t * 3) % 16, i) * _METRIC_SCALE[m])
+        return np.concatenate(sids), np.concatenate(times), np.concatenate(values)
+
+
+def _phase(device: int, t: int) -> int:
+    return (device * 7 + t * 3) % 16
+
+
+def _pattern(phase: Any, metric: int) -> Any:
+    """The value pattern of a metric at a phase (a number or an array of them), in [0, 15/64]."""
+    return ((phase + metric * 5) % 16) / 64
+
+
+# The "values" object of a payload entry depends only on the phase: formatted once, reused.
+_VALUES_JSON = [
+    "{"
+    + ",".join(
+        f'"{m}":{_pattern(phase, i) * _METRIC_SCALE[m]!r}' for i, m in enumerate(CRANE_METRICS)
+    )
+    + "}"
+    for phase in range(16)
+]
+
+
+def crane_inventory(sites: Sequence[str], devices_per_site: int) -> list[dict[str, Any]]:
+    """Sites with one tower crane work each and `devices_per_site` monitors on it."""
+    return [
+        {
+            "code": site,
+            "name": f"故障测试工地 {site}",
+            "region_code": "420106",
+            "works": [
+                {
+                    "code": "TC1",
+                    "name": "1号塔吊",
+                    "hazard_kind": "tower_crane",
+                    "params": {"rated_load_t": 8, "rated_moment_tm": 160},
+                    "devices": [
+                        {"code": f"D{n:03d}", "sampling_period_s": 1}
+                        for n in range(devices_per_site)
+                    ],
+                }
+            ],
+        }
+        for site in sites
+    ]
+
+
+def series_map(db_url: str) -> dict[tuple[str, str, str], int]:
+    """(site code, device code, metric) → series id, as registered."""
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            """SELECT s.code, d.code, se.metric, se.id FROM series se
+               JOIN devices d ON d.id = se.device_id JOIN sites s ON s.id = d.site_id"""
+        ).fetchall()
+    return {(site, device, metric): sid for site, device, metric, sid in rows}
+
+
+# --- publishing ----------------------------------------------------------------------------
+
+
+class Publisher:
+    """Publish a stream at QoS 1 from a paho client with a persistent session, in a thread.
+
+    Paho keeps every unacknowledged message and sends it again after a reconnect, so a broker
+    restart mid-stream loses nothing on the publishing side; `wait_acked` says when the broker
+    has acknowledged everything. `rate_msgs_s` paces the stream (None: as fast as possible).
+    """
+
+    def __init__(self, mqtt_url: str, stream: Stream, *, rate_msgs_s: float | None = None) -> None:
+        endpoint = MqttEndpoint.parse(mqtt_url)
+        self.stream = stream
+        self.rate_msgs_s = rate_msgs_s
+        self.acked = 0
+        self.published = 0
+        self._stopping = False
+        self._lock = threading.Lock()
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"hazmon-loadpub-{uuid.uuid4().hex[:10]}",
+            protocol=MQTTProtocolVersion.MQTTv5,
+        )
+        self._client.max_inflight_messages_set(200)
+        self._client.max_queued_messages_set(0)
+        self._client.on_publish = self._on_publish
+        self._client.reconnect_delay_set(1, 2)
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = 600
+        self._client.connect(endpoint.host, endpoint.port, clean_start=False, properties=properties)
+        self._thread = threading.Thread(target=self._publish_all, name="publisher", daemon=True)
+
+    def __enter__(self) -> Publisher:
+        self._client.loop_start()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping = True
+        self._thread.join(60)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def _on_publish(self, *args: Any) -> None:
+        with self._lock:
+            self.acked += 1
+
+    def _publish_all(self) -> None:
+        started = time.monotonic()
+        for n, (topic, payload) in enumerate(self.stream.payloads()):
+            if self._stopping:
+                return
+            if self.rate_msgs_s is not None:
+                ahead_s = n / self.rate_msgs_s - (time.monotonic() - started)
+                if ahead_s > 0:
+                    time.sleep(ahead_s)
+            # Bound paho's in-memory queue: wait while far more is queued than acknowledged.
+            while self.published - self.acked > 5000 and not self._stopping:
+                time.sleep(0.005)
+            self._client.publish(topic, payload, qos=1)
+            self.published += 1
+
+    def wait_acked(self, timeout_s: float) -> bool:
+        """Wait until the broker has acknowledged every message of the stream."""
+        return wait_until(lambda: self.acked >= self.stream.messages, timeout_s, 0.05)
+
+
+# --- ingest as a subprocess ----------------------------------------------------------------
+
+
+class IngestProcess:
+    """`python -m hazmon.cli ingest` with the settings of a test, logging to a file."""
+
+    def __init__(self, settings: Settings, log_path: Path, **overrides: str) -> None:
+        self._env = {k: v for k, v in os.environ.items() if not k.startswith("HAZMON_")}
+        for name, value in settings.model_dump().items():
+            self._env[f"HAZMON_{name.upper()}"] = str(value)
+        self._env.update({f"HAZMON_{k.upper()}": v for k, v in overrides.items()})
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> IngestProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.kill()
+
+    def start(self) -> None:
+        """Start ingest and wait until it has subscribed (its session then queues at the broker)."""
+        offset = self._log_path.stat().st_size if self._log_path.exists() else 0
+        with self._log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "hazmon.cli", "ingest"],
+                env=self._env,
+                stdout=log,
+                stderr=log,
+                cwd=REPO,
+            )
+
+        def subscribed() -> bool:
+            assert self._process is not None
+            assert self._process.poll() is None, f"ingest exited: {self.log_tail()}"
+            return b'"mqtt subscribed"' in self._log_path.read_bytes()[offset:]
+
+        assert wait_until(subscribed, 30), f"ingest did not subscribe: {self.log_tail()}"
+
+    def kill(self) -> None:
+        """kill -9: no flush, no ack, no goodbye."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(10)
+        self._process = None
+
+    def terminate(self, timeout_s: float = 30) -> int:
+        """SIGTERM and wait for a clean exit; returns the exit code."""
+        assert self._process is not None
+        self._process.terminate()
+        code = self._process.wait(timeout_s)
+        self._process = None
+        return code
+
+    @property
+    def pid(self) -> int:
+        """The process id of the running ingest."""
+        assert self._process is not None
+        return self._process.pid
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The end of the ingest log, for assertion messages."""
+        if not self._log_path.exists():
+            return "(no log)"
+        return "\n".join(self._log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# --- what the table holds ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """Count, distinct (series, time) count and a SHA-256 over the sorted (series, time, value)."""
+
+    count: int
+    distinct: int
+    sha256: str
+
+
+def digest_of(
+    series_id: NDArray[np.int64], time_us: NDArray[np.int64], value: NDArray[np.float64]
+) -> Digest:
+    """The digest of columns, order-independent (rows are sorted by series, time, value)."""
+    rows = np.empty(len(series_id), dtype=[("s", "<i8"), ("t", "<i8"), ("v", "<f8")])
+    rows["s"], rows["t"], rows["v"] = series_id, time_us, value
+    rows.sort(order=["s", "t", "v"])
+    distinct = len(np.unique(rows[["s", "t"]])) if len(rows) else 0
+    return Digest(len(rows), distinct, hashlib.sha256(rows.tobytes()).hexdigest())
+
+
+def stored_digest(db_url: str) -> Digest:
+    """The digest of everything in the readings table."""
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            """SELECT series_id, (extract(epoch FROM time) * 1000000)::bigint, value
+               FROM readings"""
+        ).fetchall()
+    if not rows:
+        return digest_of(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
+    sid, t, v = zip(*rows, strict=True)
+    return digest_of(np.array(sid, np.int64), np.array(t, np.int64), np.array(v, np.float64))
+
+
+def stored_count(db_url: str) -> int:
+    """How many readings the table holds right now."""
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT count(*) FROM readings").fetchone()
+    return int(row[0]) if row else 0
