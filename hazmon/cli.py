@@ -1,4 +1,5 @@
-"""The `hazmon` command line: migrate, registry import, ingest, api, simulate, run, demo."""
+"""The `hazmon` command line: migrate, registry import, ingest, api, simulate, run, demo, token,
+broker-config."""
 
 from __future__ import annotations
 
@@ -122,6 +123,70 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     return run_demo(settings, speedup=args.speedup, linger_s=args.linger_s)
 
 
+def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
+    """Create an API token and print it once."""
+    from datetime import UTC, datetime
+
+    from hazmon.auth import create_token, grant, site_id_by_code
+
+    with connect(settings.database_url) as conn:
+        site_id = site_id_by_code(conn, args.site) if args.site else None
+        new = grant(
+            name=args.name,
+            role=args.role,
+            expires_days=args.expires_days,
+            now=datetime.now(UTC),
+            region=args.region or "",
+            enterprise=args.enterprise or "",
+            site_id=site_id,
+        )
+        token_id = create_token(conn, new)
+    print(
+        f"令牌 / token #{token_id} ({args.role}, 到期 / expires {new.row['expires_at']:%Y-%m-%d}), "
+        f"仅显示一次 / shown only once:\n{new.token}"
+    )
+    return 0
+
+
+def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    """Revoke an API token by id."""
+    from hazmon.auth import revoke_token
+
+    with connect(settings.database_url) as conn:
+        revoked = revoke_token(conn, args.id)
+    if not revoked:
+        print(f"无此有效令牌 / no unrevoked token #{args.id}", file=sys.stderr)
+        return 2
+    print(f"已吊销 / revoked token #{args.id}")
+    return 0
+
+
+def cmd_broker_config(settings: Settings, args: argparse.Namespace) -> int:
+    """Write Mosquitto's password file and ACL from the device registry."""
+    from hazmon.brokerconf import ServiceAccount, mosquitto_hash, write_broker_config
+
+    endpoint = settings.mqtt
+    services = []
+    if endpoint.username and endpoint.password:
+        services.append(ServiceAccount(endpoint.username, mosquitto_hash(endpoint.password)))
+    else:
+        print(
+            "注意 / note: HAZMON_MQTT_URL has no user:password, so no ingest account is written; "
+            "ingest cannot connect to a broker that refuses anonymous clients",
+            file=sys.stderr,
+        )
+    with connect(settings.database_url) as conn:
+        passwd, acl, devices = write_broker_config(
+            conn, Path(args.out), settings.topic_root, services
+        )
+    print(
+        f"已写入 / wrote {passwd} and {acl}: 设备 devices {devices}, 服务 services {len(services)}\n"
+        f"  mosquitto.conf: allow_anonymous false / password_file {passwd} / acl_file {acl}; "
+        "then reload the broker (SIGHUP)"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, with bilingual help."""
     parser = argparse.ArgumentParser(
@@ -159,7 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     notify = sub.add_parser("notify", help="推送报警到 Webhook / deliver alerts to webhooks")
     notify.add_argument(
-        "--metrics-port", type=int, default=0,
+        "--metrics-port",
+        type=int,
+        default=0,
         help="在此端口提供 Prometheus 指标 / serve Prometheus metrics on this port (0: off)",
     )
     notify.set_defaults(func=cmd_notify)
@@ -194,6 +261,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="场景结束后继续运行的秒数 / seconds to keep running after the scenario",
     )
     demo.set_defaults(func=cmd_demo)
+    token = sub.add_parser("token", help="接口令牌 / API tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = token_sub.add_parser(
+        "create", help="新建令牌（仅显示一次）/ create a token (shown once)"
+    )
+    create.add_argument(
+        "--role",
+        required=True,
+        choices=["admin", "regulator", "inspector", "enterprise", "gateway"],
+        help="角色 / role",
+    )
+    create.add_argument("--name", required=True, help="名称 / who the token is for")
+    create.add_argument(
+        "--region", help="区划代码或前缀 / region code or prefix (regulator, inspector)"
+    )
+    scope = create.add_mutually_exclusive_group()
+    scope.add_argument("--enterprise", help="企业名称 / enterprise name (enterprise role)")
+    scope.add_argument("--site", help="工地编号 / one site's code (enterprise role)")
+    create.add_argument(
+        "--expires-days", type=int, default=90, help="有效天数 / days until it expires"
+    )
+    create.set_defaults(func=cmd_token_create)
+    revoke = token_sub.add_parser("revoke", help="吊销令牌 / revoke a token")
+    revoke.add_argument("id", type=int, help="令牌编号 / token id")
+    revoke.set_defaults(func=cmd_token_revoke)
+
+    broker = sub.add_parser(
+        "broker-config",
+        help="由设备登记生成 Mosquitto 密码与 ACL 文件 / write Mosquitto password file and ACL",
+    )
+    broker.add_argument("--out", required=True, help="输出目录 / output directory")
+    broker.set_defaults(func=cmd_broker_config)
     return parser
 
 
