@@ -38,21 +38,23 @@ def _healthy(port: int) -> bool:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_run_starts_ingest_and_api_and_stops_both_on_signal(settings: Settings, sig: int) -> None:
     port = free_port()
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "hazmon.cli", "run"],
         env=_env(settings, port),
         stderr=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert wait_until(lambda: _healthy(port), 30), "API of `hazmon run` never became healthy"
-        time.sleep(1.0)  # let ingest connect too
-        proc.send_signal(sig)
-        code = proc.wait(30)
-        logs = proc.stderr.read() if proc.stderr else ""
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    ) as proc:
+        try:
+            assert wait_until(lambda: _healthy(port), 30), (
+                "API of `hazmon run` never became healthy"
+            )
+            time.sleep(1.0)  # let ingest connect too
+            proc.send_signal(sig)
+            _, logs = proc.communicate(timeout=30)
+            code = proc.returncode
+        finally:
+            if proc.poll() is None:
+                proc.kill()
     assert code == 0, logs
     assert '"ingest started"' in logs
     assert '"ingest stopped"' in logs
