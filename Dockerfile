@@ -7,6 +7,7 @@ COPY ingest ingest
 COPY rules rules
 COPY registry registry
 COPY api api
+COPY notify notify
 COPY simulators simulators
 RUN pip install --no-cache-dir . && useradd --system hazmon
 USER hazmon
