@@ -517,8 +517,8 @@ class Engine:
         rows, slot = self._select("consecutive", sx, good)
         if rows.shape[0]:
             parts.append(self._consecutive(slot, rows, t, rate))
-        rows, slot = self._select("crane_wind", sx, good)
-        if rows.shape[0]:
+        if self._wind_t.shape[0]:
+            rows, slot = self._select("crane_wind", sx, good)
             parts.append(self._crane_wind(slot, rows, sx, t, v, good))
         if parts:
             out += self._step(parts, t, emit)
@@ -759,8 +759,10 @@ class Engine:
         seg = k.segment_starts(slot)
         gap = pslot - prev > 2
         restart = seg | gap
-        carry = np.where(gap, 0, self._aux_run[slot])
-        run = k.run_lengths(over, k.first_index(restart), carry, self._count[slot])
+        first = k.first_index(restart)
+        # the carried run continues only into a slot's first stretch; a gap starts from zero
+        carry = np.where(gap, 0, self._aux_run[slot])[first]
+        run = k.run_lengths(over, first, carry, self._count[slot])
         ends = np.r_[seg[1:], True]
         self._aux_run[slot[ends]] = run[ends]
         return self._single(slot, rows, np.nan_to_num(m), run >= self._count[slot])
@@ -779,6 +781,8 @@ class Engine:
         host_w = self._wind_work[slot]
         wind_rows = good[self._wind_source[sx[good]] >= 0]
         wind_w = self._wind_source[sx[wind_rows]]
+        if rows.shape[0] + wind_rows.shape[0] == 0:
+            return self._single(slot, rows, v[rows], np.zeros(0, dtype=np.bool_))
         work = np.concatenate((host_w, wind_w))
         tt = np.concatenate((t[rows], t[wind_rows]))
         is_wind = np.r_[np.zeros(rows.shape[0], np.bool_), np.ones(wind_rows.shape[0], np.bool_)]
