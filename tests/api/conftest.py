@@ -1,0 +1,133 @@
+"""A world of two tenants for the API tests, served by the real API on its own database.
+
+Site A (武昌区 420106, enterprise 甲建设) and site B (深圳南山 440305, 乙建设) each have a tower
+crane work, a device, its series, an open alert, a threshold override, and hazards in each
+lifecycle state. Tokens: admin, a Hubei regulator (42), a Wuhan inspector (4201), 甲建设's
+enterprise token and a gateway. Nobody but admin may see site B, except by guessing its ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from hazmon.settings import Settings
+from tests.inventories import crane_site, load
+from tests.services import running_api
+from tests.tokens import issue
+
+ROLES = ("anonymous", "gateway", "admin", "regulator", "inspector", "enterprise")
+HAZARD_STATES = {
+    "registered": ("registered", None),
+    "assigned": ("assigned", None),
+    "rectified": ("rectified", "enterprise:someone-else#0"),
+    "rectified2": ("rectified", "enterprise:someone-else#0"),
+    "verified": ("verified", "enterprise:someone-else#0"),
+}
+
+
+@dataclass(frozen=True)
+class World:
+    """The running API and what is in its database."""
+
+    base: str
+    db_url: str
+    tokens: dict[str, str | None]
+    ids: dict[str, dict[str, int]]
+    """per site ("A", "B"): site, work, device, series, alert, threshold, hazard_<state>."""
+    extra: dict[str, int]
+    """admin-only things: webhook, dead_letter, spare_token."""
+
+
+def _site(conn: psycopg.Connection[Any], code: str) -> dict[str, int]:
+    ids: dict[str, int] = {}
+    row = conn.execute(
+        """SELECT s.id, w.id, d.id, se.id FROM sites s JOIN works w ON w.site_id = s.id
+           JOIN devices d ON d.work_id = w.id JOIN series se ON se.device_id = d.id
+           WHERE s.code = %s AND se.metric = 'moment_ratio'""",
+        (code,),
+    ).fetchone()
+    assert row is not None
+    ids["site"], ids["work"], ids["device"], ids["series"] = row
+
+    def returning_id(query: str, params: tuple[Any, ...]) -> int:
+        got = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+        assert got is not None
+        return int(got[0])
+
+    ids["alert"] = returning_id(
+        """INSERT INTO alerts (series_id, rule, grade, state, opened_at, updated_at, value,
+                               threshold, message_zh, message_en)
+           VALUES (%s, 'moment_ratio', 4, 'open', now(), now(), 1.02, 1.0, '力矩超限', 'moment')
+           RETURNING id""",
+        (ids["series"],),
+    )
+    ids["threshold"] = returning_id(
+        """INSERT INTO thresholds (work_id, metric, rule, params, source)
+           VALUES (%s, 'moment_ratio', 'moment_ratio', '{"levels": {"red": 0.95}}', 'test')
+           RETURNING id""",
+        (ids["work"],),
+    )
+    for name, (state, rectified_by) in HAZARD_STATES.items():
+        ids[f"hazard_{name}"] = returning_id(
+            """INSERT INTO hazards (site_id, work_id, title, level, state, found_by, found_at,
+                                    responsible_unit, responsible_person, deadline, rectified_by)
+               VALUES (%s, %s, %s, 'major', %s, 'inspector:x#0', now(), 'unit', 'person',
+                       now() + interval '7 days', %s)
+               RETURNING id""",
+            (ids["site"], ids["work"], f"{code} {name}", state, rectified_by),
+        )
+    return ids
+
+
+def build_world(db_url: str, tmp_path: Path) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """Fill the database; return the per-site ids and the admin-only ids."""
+    site_a = {**crane_site("A", "TC1-M", region="420106"), "enterprise": "甲建设"}
+    site_b = {**crane_site("B", "TC1-M", region="440305"), "enterprise": "乙建设"}
+    load(db_url, tmp_path, site_a, site_b)
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            """INSERT INTO regions (code, name, parent_code) VALUES
+               ('420000', '湖北省', NULL), ('420100', '武汉市', '420000'),
+               ('420106', '武昌区', '420100'), ('440000', '广东省', NULL),
+               ('440300', '深圳市', '440000'), ('440305', '南山区', '440300')"""
+        )
+        ids = {"A": _site(conn, "A"), "B": _site(conn, "B")}
+        extra = {
+            "webhook": conn.execute(
+                """INSERT INTO webhook_subscriptions (name, kind, url, secret)
+                   VALUES ('ops', 'generic', 'http://127.0.0.1:9/hook', 's3cret') RETURNING id"""
+            ).fetchone()[0],  # type: ignore[index]
+            "dead_letter": conn.execute(
+                """INSERT INTO dead_letters (topic, reason, detail, payload)
+                   VALUES ('hazmon/v1/B/TC1-M/telemetry', 'invalid_json', 'x', '\\xff00')
+                   RETURNING id"""
+            ).fetchone()[0],  # type: ignore[index]
+        }
+    return ids, extra
+
+
+@pytest.fixture
+def world(settings: Settings, db_url: str, tmp_path: Path) -> Iterator[World]:
+    """The two-tenant world, its tokens, and the API serving it."""
+    ids, extra = build_world(db_url, tmp_path)
+    tokens: dict[str, str | None] = {
+        "anonymous": None,
+        "gateway": issue(db_url, "gateway"),
+        "admin": issue(db_url, "admin"),
+        "regulator": issue(db_url, "regulator", region="420000"),
+        "inspector": issue(db_url, "inspector", region="4201"),
+        "enterprise": issue(db_url, "enterprise", enterprise="甲建设"),
+    }
+    issue(db_url, "inspector", region="44")
+    with psycopg.connect(db_url) as conn:
+        spare = conn.execute("SELECT max(id) FROM api_tokens").fetchone()
+    assert spare is not None
+    extra["spare_token"] = int(spare[0])
+    with running_api(settings) as base:
+        yield World(base, db_url, tokens, ids, extra)
