@@ -25,7 +25,7 @@ _ACTIONS = {
 def run_demo(settings: Settings, *, speedup: float, linger_s: float) -> int:
     """Migrate, load the demo inventory, run ingest + API + the crane simulator, print alerts."""
     from registry import import_inventory, load_inventory
-    from simulators import CraneSpec, GatewayPublisher, crane_lifts, publish_series
+    from simulators import CraneSpec, GatewayPublisher, crane_lifts, publish_series, wall_top_drift
 
     migrate(settings.database_url)
     inventory_file = resources.files("hazmon") / "demo_inventory.yaml"
@@ -34,7 +34,9 @@ def run_demo(settings: Settings, *, speedup: float, linger_s: float) -> int:
         row = conn.execute("SELECT coalesce(max(id), 0) FROM alert_transitions").fetchone()
         last_id = int(row[0]) if row else 0
     print(
-        "演示：1号塔吊力矩将超过 90% 与 100% 额定值 / demo: crane TC1's moment will pass 90 % and 100 % of rated"
+        "演示：基坑监测点断网后补传 5 天缓存数据，墙顶位移雨后加速；随后 1号塔吊力矩超过 90% 与 100% 额定值\n"
+        "demo: the pit's monitoring point flushes 5 days of buffered readings (the wall-top drift "
+        "speeds up after rain); then crane TC1's moment passes 90 % and 100 % of rated"
     )
     print(
         f"接口 / API: http://{settings.api_host}:{settings.api_port}/alerts  (Ctrl-C 结束 / to stop)"
@@ -48,6 +50,12 @@ def run_demo(settings: Settings, *, speedup: float, linger_s: float) -> int:
 
     def simulate() -> None:
         time.sleep(2.0)  # let ingest subscribe first (its session would keep them anyway)
+        backlog = list(wall_top_drift(int(time.time() * 1000)))
+        with GatewayPublisher(
+            settings.mqtt, settings.topic_root, "DEMO-WH-001", "PIT1-GNSS1"
+        ) as gw:
+            for day in range(0, len(backlog), 24):
+                gw.publish_buffered(backlog[day : day + 24])
         with GatewayPublisher(settings.mqtt, settings.topic_root, "DEMO-WH-001", "TC1-M") as gw:
             publish_series(
                 gw, (s.values(spec) for s in crane_lifts(spec)), period_s=1.0, speedup=speedup
@@ -87,7 +95,7 @@ def _print_new_transitions(settings: Settings, after_id: int) -> int:
     for tid, action, grade, at, zh, en, site, device in rows:
         assert isinstance(at, datetime)
         print(
-            f"[{at.astimezone():%H:%M:%S}] {site}/{device} {_ACTIONS.get(str(action), action)} "
+            f"[{at.astimezone():%m-%d %H:%M:%S}] {site}/{device} {_ACTIONS.get(str(action), action)} "
             f"{_GRADES.get(int(grade), '')}: {zh} / {en}"
         )
         after_id = int(tid)

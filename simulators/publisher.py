@@ -43,8 +43,12 @@ class GatewayPublisher:
 
     def publish(self, ts_ms: int, values: dict[str, float]) -> None:
         """Publish one reading set at QoS 1 and wait until the broker has it."""
-        payload = json.dumps({"ts": ts_ms, "values": values}).encode()
-        info = self._client.publish(self.telemetry_topic, payload, qos=1)
+        self.publish_buffered([(ts_ms, values)])
+
+    def publish_buffered(self, samples: list[tuple[int, dict[str, float]]]) -> None:
+        """Publish several timestamped reading sets as one array payload (a gateway's flush)."""
+        payload = json.dumps([{"ts": ts_ms, "values": values} for ts_ms, values in samples])
+        info = self._client.publish(self.telemetry_topic, payload.encode(), qos=1)
         info.wait_for_publish(10)
 
 
