@@ -67,6 +67,30 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dead_letters_replay(settings: Settings, args: argparse.Namespace) -> int:
+    """Decode stored dead letters again against the current registry; store what now decodes."""
+    from ingest import Reason
+    from ingest.replay import replay_dead_letters
+
+    if args.reason is not None and args.reason not in set(Reason):
+        print(
+            f"输入错误 / invalid input: unknown reason {args.reason!r}; "
+            f"known: {', '.join(sorted(Reason))}",
+            file=sys.stderr,
+        )
+        return 2
+    with connect(settings.database_url) as conn:
+        summary = replay_dead_letters(conn, settings, reason=args.reason)
+    refused = ", ".join(f"{r} {n}" for r, n in sorted(summary.still_refused.items())) or "-"
+    print(
+        f"死信重放 / dead letters replayed: {summary.replayed} of {summary.attempted}; "
+        f"新存读数 / readings stored: {summary.readings_stored} "
+        f"(已存在 / already stored: {summary.readings_already_stored})\n"
+        f"  仍被拒绝 / still refused: {refused}"
+    )
+    return 0
+
+
 def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     """Serve the HTTP API until SIGINT/SIGTERM."""
     import uvicorn
@@ -216,6 +240,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="在此端口提供 Prometheus 指标 / serve Prometheus metrics on this port (0: off)",
     )
     ing.set_defaults(func=cmd_ingest)
+
+    dead = sub.add_parser("dead-letters", help="死信 / refused payloads")
+    dead_sub = dead.add_subparsers(dest="dead_letters_command", required=True, metavar="ACTION")
+    replay = dead_sub.add_parser(
+        "replay",
+        help="按当前登记册重新解码并入库 / decode again against the current registry and store",
+    )
+    replay.add_argument("--reason", help="只重放此原因 / only dead letters of this reason")
+    replay.set_defaults(func=cmd_dead_letters_replay)
 
     api = sub.add_parser("api", help="HTTP 接口 / serve the HTTP API")
     api.add_argument("--host", help="监听地址 / bind address (default HAZMON_API_HOST)")

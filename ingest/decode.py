@@ -18,11 +18,14 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from hazmon.settings import Settings
 
 
 class Reason(StrEnum):
@@ -52,6 +55,16 @@ class Limits:
     max_readings_per_payload: int
     max_reading_age_s: int
     max_future_skew_s: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        """The limits configured by `HAZMON_MAX_*`."""
+        return cls(
+            max_payload_bytes=settings.max_payload_bytes,
+            max_readings_per_payload=settings.max_readings_per_payload,
+            max_reading_age_s=settings.max_reading_age_s,
+            max_future_skew_s=settings.max_future_skew_s,
+        )
 
 
 @dataclass(frozen=True, slots=True)

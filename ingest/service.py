@@ -83,12 +83,7 @@ class IngestService:
         self.settings = settings
         self.metrics = metrics
         self._backoff = backoff or Backoff()
-        self._limits = Limits(
-            max_payload_bytes=settings.max_payload_bytes,
-            max_readings_per_payload=settings.max_readings_per_payload,
-            max_reading_age_s=settings.max_reading_age_s,
-            max_future_skew_s=settings.max_future_skew_s,
-        )
+        self._limits = Limits.from_settings(settings)
         self.source = MqttSource(
             settings.mqtt,
             client_id=settings.mqtt_client_id,

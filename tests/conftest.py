@@ -62,8 +62,25 @@ def template_db() -> Iterator[str]:
         socket.create_connection((endpoint.host, endpoint.port), timeout=5).close()
     except OSError as exc:
         pytest.exit(f"Mosquitto unreachable at {MQTT_URL}: {exc}; {START_HINT}", returncode=3)
-    url = with_database(SERVER_URL, f"hazmon_tmpl_{uuid.uuid4().hex[:10]}")
+    name = f"hazmon_tmpl_{uuid.uuid4().hex[:10]}"
+    url = with_database(SERVER_URL, name)
     migrate(url)
+    # TimescaleDB's background-worker scheduler connects to every database with the extension,
+    # and CREATE DATABASE … TEMPLATE refuses a template anyone is connected to: lock it out.
+    with psycopg.connect(SERVER_URL, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(name))
+        )
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+
+        def unused() -> bool:
+            query = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+            row = conn.execute(query, (name,)).fetchone()
+            return bool(row and row[0] == 0)
+
+        assert wait_until(unused, 10), f"template {name} still in use"
     yield url
     drop_database(url)
 

@@ -50,7 +50,7 @@ def test_each_malformed_payload_gives_one_dead_letter_and_ingest_goes_on(
         ("payload_too_large", good, b'{"values": {"load_t": 1}, "pad": "' + b"x" * 300_000 + b'"}'),
         ("bad_topic", f"{root}//TC1-M/telemetry", b'{"values": {"load_t": 1}}'),
     ]
-    with running_ingest(settings):
+    with running_ingest(settings) as service:
         for _, topic, payload in cases:
             mosquitto_pub(settings, topic, payload, tmp_path)
         mosquitto_pub(
@@ -64,6 +64,13 @@ def test_each_malformed_payload_gives_one_dead_letter_and_ingest_goes_on(
             return bool(n_dead and n_read and n_dead[0] >= len(cases) and n_read[0] >= 1)
 
         assert wait_until(stored, 10), "dead letters or the valid reading did not arrive"
+        counted = {
+            sample.labels["reason"]: sample.value
+            for family in service.metrics.dead_letters.collect()
+            for sample in family.samples
+            if sample.name.endswith("_total")
+        }
+    assert counted == {reason: 1.0 for reason, _, _ in cases}
     with psycopg.connect(db_url) as conn:
         rows = conn.execute(
             "SELECT topic, reason, detail, payload FROM dead_letters ORDER BY id"

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.request import urlopen
 
 import numpy as np
 import paho.mqtt.client as paho
@@ -30,6 +31,7 @@ from numpy.typing import NDArray
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from prometheus_client.parser import text_string_to_metric_families
 
 from hazmon.settings import MqttEndpoint, Settings
 from tests.conftest import REPO, free_port, wait_until
@@ -210,6 +212,22 @@ class Stream:
     entries: int = 5
     step_ms: int = 1000
 
+    @classmethod
+    def cranes(
+        cls,
+        topic_root: str,
+        sites: Sequence[str],
+        devices_per_site: int,
+        messages_per_device: int,
+        *,
+        age_s: float = 3 * 3600,
+    ) -> Stream:
+        """The stream of the devices `crane_inventory(sites, devices_per_site)` registers,
+        starting `age_s` ago (1 s apart: 5 s of each device's readings per payload)."""
+        devices = tuple((site, _device_code(n)) for site in sites for n in range(devices_per_site))
+        base_ms = int((time.time() - age_s) * 1000)
+        return cls(topic_root, devices, messages_per_device, base_ms)
+
     @property
     def readings(self) -> int:
         """How many readings the stream holds."""
@@ -285,7 +303,7 @@ def crane_inventory(sites: Sequence[str], devices_per_site: int) -> list[dict[st
                     "hazard_kind": "tower_crane",
                     "params": {"rated_load_t": 8, "rated_moment_tm": 160},
                     "devices": [
-                        {"code": f"D{n:03d}", "sampling_period_s": 1}
+                        {"code": _device_code(n), "sampling_period_s": 1}
                         for n in range(devices_per_site)
                     ],
                 }
@@ -293,6 +311,10 @@ def crane_inventory(sites: Sequence[str], devices_per_site: int) -> list[dict[st
         }
         for site in sites
     ]
+
+
+def _device_code(n: int) -> str:
+    return f"D{n:03d}"
 
 
 def series_map(db_url: str) -> dict[tuple[str, str, str], int]:
@@ -377,9 +399,15 @@ class Publisher:
 
 
 class IngestProcess:
-    """`python -m hazmon.cli ingest` with the settings of a test, logging to a file."""
+    """`python -m hazmon.cli ingest` with the settings of a test, logging to a file.
 
-    def __init__(self, settings: Settings, log_path: Path, **overrides: str) -> None:
+    `metrics_port` serves its Prometheus metrics (`scrape`); `overrides` set further settings.
+    """
+
+    def __init__(
+        self, settings: Settings, log_path: Path, *, metrics_port: int = 0, **overrides: str
+    ) -> None:
+        self.metrics_port = metrics_port
         self._env = {k: v for k, v in os.environ.items() if not k.startswith("HAZMON_")}
         for name, value in settings.model_dump().items():
             self._env[f"HAZMON_{name.upper()}"] = str(value)
@@ -399,7 +427,13 @@ class IngestProcess:
         offset = self._log_path.stat().st_size if self._log_path.exists() else 0
         with self._log_path.open("ab") as log:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "hazmon.cli", "ingest"],
+                [
+                    sys.executable,
+                    "-m",
+                    "hazmon.cli",
+                    "ingest",
+                    f"--metrics-port={self.metrics_port}",
+                ],
                 env=self._env,
                 stdout=log,
                 stderr=log,
@@ -412,6 +446,20 @@ class IngestProcess:
             return b'"mqtt subscribed"' in self._log_path.read_bytes()[offset:]
 
         assert wait_until(subscribed, 30), f"ingest did not subscribe: {self.log_tail()}"
+
+    def scrape(self) -> dict[str, float]:
+        """Its metrics as {"name{label=value}": value}, from the Prometheus endpoint."""
+        assert self.metrics_port, "started without a metrics port"
+        with urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        return {
+            family.name + "".join(f"{{{k}={v}}}" for k, v in sorted(sample.labels.items())): (
+                sample.value
+            )
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == family.name + "_total" or sample.name == family.name
+        }
 
     def kill(self) -> None:
         """kill -9: no flush, no ack, no goodbye."""

@@ -39,23 +39,13 @@ RATE_MSGS_S = 800.0  # about 5 s of stream, so the fault lands in its middle
 FAULT_AT_READINGS = 60_000
 
 
-def _stream(settings: Settings, sites: list[str]) -> Stream:
-    devices = tuple((site, f"D{n:03d}") for site in sites for n in range(DEVICES // len(sites)))
-    return Stream(
-        settings.topic_root,
-        devices,
-        MESSAGES_PER_DEVICE,
-        base_ms=int(time.time() * 1000) - 3 * 3600 * 1000,
-    )
-
-
 def _stream_through_fault(
     settings: Settings, tmp_path: Path, fault: Callable[[IngestProcess], None]
 ) -> None:
     """Publish the stream, apply `fault` once a share of it is stored, verify the table."""
     db_url = settings.database_url
     load(db_url, tmp_path, *crane_inventory(["F1"], DEVICES))
-    stream = _stream(settings, ["F1"])
+    stream = Stream.cranes(settings.topic_root, ["F1"], DEVICES, MESSAGES_PER_DEVICE)
     assert stream.readings == 200_000
     with (
         IngestProcess(settings, tmp_path / "ingest.log") as ingest,
