@@ -41,7 +41,7 @@ from hazmon.db import async_pool
 from hazmon.settings import Settings
 
 READY_TIMEOUT_S = 2.0
-API_ERRORS = problems.problem_responses(401, 403, 404, 409, 413, 422, 500, 503)
+API_ERRORS = problems.problem_responses(400, 401, 403, 404, 409, 413, 422, 500, 503)
 TAGS = [
     {"name": "regions", "description": "行政区划 / administrative divisions (GB/T 2260)"},
     {"name": "sites", "description": "工地 / construction sites"},
