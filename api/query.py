@@ -8,8 +8,8 @@ resource's sortable fields, `-` in front for descending; the answer is `{data, c
 `count` the number of matches before paging.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: `paging` builds its parameter annotations from
+# a closure variable, which FastAPI can only see if annotations are evaluated at definition.
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, LiteralString
@@ -88,7 +88,7 @@ class Filters:
         self._parts: list[sql.Composable] = []
         self.params: dict[str, Any] = {}
 
-    def add(self, condition: LiteralString, **params: Any) -> Filters:
+    def add(self, condition: LiteralString, **params: Any) -> "Filters":
         """Add `condition` (using `%(name)s` placeholders) unless every value is None."""
         if params and all(value is None for value in params.values()):
             return self

@@ -53,5 +53,7 @@ def test_no_server_errors_and_responses_match_the_schema(world: World, tmp_path:
         "--report-dir",
         str(tmp_path),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-5000:]
