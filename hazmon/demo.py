@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
+from hazmon.auth import create_token, grant
 from hazmon.db import connect
 from hazmon.migrate import migrate
 from hazmon.settings import Settings
@@ -33,13 +34,17 @@ def run_demo(settings: Settings, *, speedup: float, linger_s: float) -> int:
         import_inventory(conn, load_inventory(Path(path)))
         row = conn.execute("SELECT coalesce(max(id), 0) FROM alert_transitions").fetchone()
         last_id = int(row[0]) if row else 0
+        # a one-day admin token, so the API printed below can be tried straight away
+        demo_token = grant(name="demo", role="admin", expires_days=1, now=datetime.now(UTC))
+        create_token(conn, demo_token)
     print(
         "演示：基坑监测点断网后补传 5 天缓存数据，墙顶位移雨后加速；随后 1号塔吊力矩超过 90% 与 100% 额定值\n"
         "demo: the pit's monitoring point flushes 5 days of buffered readings (the wall-top drift "
         "speeds up after rain); then crane TC1's moment passes 90 % and 100 % of rated"
     )
     print(
-        f"接口 / API: http://{settings.api_host}:{settings.api_port}/alerts  (Ctrl-C 结束 / to stop)"
+        f"接口 / API (Ctrl-C 结束 / to stop): curl -H 'Authorization: Bearer {demo_token.token}' "
+        f"http://{settings.api_host}:{settings.api_port}/alerts"
     )
 
     supervisor = Supervisor({"ingest": ["ingest"], "api": ["api"], "notify": ["notify"]})
