@@ -50,6 +50,8 @@ KIND_ORDER: tuple[RuleKind, ...] = (
 """Evaluation order of rule kinds; also the order of slot numbers."""
 LATE_KINDS: tuple[RuleKind, ...] = ("absolute", "ratio", "deviation", "cumulative")
 """Kinds that grade a late reading on its own (the others need the readings around it)."""
+LEVEL_ORDER: tuple[RuleKind, ...] = (*LATE_KINDS, "rate")
+"""Kinds compared with graded thresholds, evaluated together in one pass."""
 OFFLINE_RULE = "offline"
 US = 1_000_000
 NEVER = np.iinfo(np.int64).min
@@ -259,7 +261,11 @@ class Engine:
         self._debounce = np.array([r.debounce for r in rules], dtype=np.int64)
         self._resolve = np.array([r.resolve_after for r in rules], dtype=np.int64)
         self._cap = np.maximum(self._debounce, self._resolve)
+        self._thr_both = np.ascontiguousarray(np.hstack((self._thr_up, self._thr_hold)))
         self._grade = np.zeros(p, dtype=np.int64)
+        self._busy = np.zeros(p, dtype=np.bool_)  # grade > 0 or a debounce under way
+        self._scratch = np.zeros(p, dtype=np.bool_)
+        self._skip_quiet = True
         self._run_up = np.zeros((p, 4), dtype=np.int64)
         self._run_dn = np.zeros((p, 4), dtype=np.int64)
         self._level = np.array([int(r.top_grade()) for r in rules], dtype=np.int64)
@@ -271,6 +277,24 @@ class Engine:
         self._build_rates(per_kind)
         self._build_wind(per_kind)
         self._slot_index = {(s.series_id, s.rule.rule): i for i, s in enumerate(self._slots)}
+        self._build_level_table()
+
+    def _build_level_table(self) -> None:
+        """Level rules of each series as columns of one table, graded in a single pass."""
+        n = len(self._series)
+        cols: list[list[int]] = [[] for _ in range(n)]
+        for kind in LEVEL_ORDER:
+            table = self._slot_of[kind]
+            for x in np.flatnonzero(table >= 0).tolist():
+                cols[x].append(int(table[x]))
+        width = max((len(c) for c in cols), default=0)
+        self._lvl = np.full((n, width), -1, dtype=np.int64)
+        for sx, c in enumerate(cols):
+            self._lvl[sx, : len(c)] = c
+        kinds = [s.rule.kind for s in self._slots]
+        self._is_cum = np.array([k_ == "cumulative" for k_ in kinds], dtype=np.bool_)
+        self._is_rate = np.array([k_ == "rate" for k_ in kinds], dtype=np.bool_)
+        self._present = {kind: bool((self._slot_of[kind] >= 0).any()) for kind in KIND_ORDER}
 
     def _build_rates(self, per_kind: Mapping[str, list[_Slot]]) -> None:
         """Rate windows per series that has a rate or consecutive rule (they share it)."""
@@ -319,8 +343,16 @@ class Engine:
         n = len(self._series)
         self._base_t = np.full((n, width), np.iinfo(np.int64).max, dtype=np.int64)
         self._base_v = np.full((n, width), np.nan)
+        self._base_now_t = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        self._base_now_v = np.full(n, np.nan)
+        self._need_initial_mask = self._slot_of["cumulative"] >= 0
+        self._need_initial = int(self._need_initial_mask.sum())
         for sx, items in per.items():
             items.sort()
+            self._base_now_t[sx], self._base_now_v[sx] = items[-1]
+            if self._need_initial_mask[sx]:
+                self._need_initial_mask[sx] = False
+                self._need_initial -= 1
             self._base_t[sx, : len(items)] = [t for t, _ in items]
             self._base_v[sx, : len(items)] = [v for _, v in items]
 
@@ -381,6 +413,10 @@ class Engine:
             self._base_v = np.pad(self._base_v, ((0, 0), (0, pad)), constant_values=np.nan)
         self._base_t[sx, : len(row)] = [t for t, _ in row]
         self._base_v[sx, : len(row)] = [v for _, v in row]
+        self._base_now_t[sx], self._base_now_v[sx] = row[-1]
+        if self._need_initial_mask[sx]:
+            self._need_initial_mask[sx] = False
+            self._need_initial -= 1
 
     def baseline(self, series_id: int, time_us: int) -> float:
         """The baseline in force for a series at `time_us` (NaN if none)."""
@@ -399,6 +435,7 @@ class Engine:
         i = self._slot_index.get((series_id, rule))
         if i is not None:
             self._grade[i] = int(grade)
+            self._busy[i] = bool(grade) or bool(self._run_up[i, 0])
 
     def open_alerts(self) -> dict[tuple[int, str], Grade]:
         """The open alerts: (series id, rule) -> grade."""
@@ -478,86 +515,114 @@ class Engine:
     # --- evaluation --------------------------------------------------------------------------
 
     def _evaluate(self, batch: Batch, now_us: int | None, emit: bool) -> list[Transition]:
-        sx, t, v = self._sorted(batch)
+        sx, t, v, watermark = self._sorted(batch)
         if sx.shape[0] == 0:
             return []
-        late = t < self._last_t[sx]
-        fresh = ~late
+        late = t < watermark
         out: list[Transition] = []
-        if emit and late.any():
-            out += self._late(sx[late], t[late], v[late])
-        sx, t, v = sx[fresh], t[fresh], v[fresh]
+        if late.any():
+            if emit:
+                out += self._late(sx[late], t[late], v[late])
+            fresh = ~late
+            sx, t, v = sx[fresh], t[fresh], v[fresh]
         if sx.shape[0] == 0:
             return out
+        # Quiet slots (normal, no partial debounce, nothing over a hold threshold in this
+        # batch) cannot change state: their rows are dropped before the state machine. A
+        # replay steps everything, so that run lengths are exact.
+        self._skip_quiet = emit
         starts = k.segment_starts(sx)
         prev_v = k.previous(v, starts, self._last_v[sx])
         self._set_initial_baselines(sx, t, v, starts)
         parts: list[_Graded] = []
         suspect = np.zeros(sx.shape[0], dtype=np.bool_)
-        rows, slot = self._select("jump", sx)
-        if rows.shape[0]:
+        if self._present["jump"]:
+            rows, slot = self._select("jump", sx)
             jump = np.abs(v[rows] - prev_v[rows])
             hit = jump >= self._thr_up[slot, 0]
             suspect[rows[hit]] = True
             parts.append(self._single(slot, rows, jump, hit))
-        rows, slot = self._select("stuck", sx)
-        if rows.shape[0]:
-            parts.append(self._stuck(rows, slot, v, prev_v, starts))
-        good = np.flatnonzero(~suspect)
-        for kind in LATE_KINDS:
-            rows, slot = self._select(kind, sx, good)
+        if self._present["stuck"]:
+            rows, slot = self._select("stuck", sx)
             if rows.shape[0]:
-                parts.append(
-                    self._levels(slot, rows, self._measure(slot, sx[rows], t[rows], v[rows]))
-                )
+                parts.append(self._stuck(rows, slot, v, prev_v, starts))
+        good = np.flatnonzero(~suspect) if suspect.any() else np.arange(sx.shape[0])
         rate = self._rates(sx, t, v, good)
-        rows, slot = self._select("rate", sx, good)
+        rows, slot = self._level_pairs(sx, good)
         if rows.shape[0]:
-            parts.append(self._levels(slot, rows, rate[rows]))
-        rows, slot = self._select("consecutive", sx, good)
-        if rows.shape[0]:
-            parts.append(self._consecutive(slot, rows, t, rate))
-        if self._wind_t.shape[0]:
+            m = self._measure(slot, sx[rows], t[rows], v[rows])
+            if rate is not None:
+                m = np.where(self._is_rate[slot], rate[rows], m)
+            parts.append(self._levels(slot, rows, m))
+        if self._present["consecutive"] and rate is not None:
+            rows, slot = self._select("consecutive", sx, good)
+            if rows.shape[0]:
+                parts.append(self._consecutive(slot, rows, t, rate))
+        if self._present["crane_wind"]:
             rows, slot = self._select("crane_wind", sx, good)
             parts.append(self._crane_wind(slot, rows, sx, t, v, good))
         if parts:
             out += self._step(parts, t, emit)
-        ends = np.flatnonzero(np.r_[starts[1:], True])
+        ends = np.flatnonzero(k.segment_ends(starts))
         self._last_t[sx[ends]] = t[ends]
         self._last_v[sx[ends]] = v[ends]
         dev = self._series_dev[sx[ends]]
         np.maximum.at(self._dev_last_t, dev, t[ends])
-        if emit and now_us is not None:
+        if emit and now_us is not None and self._dev_grade.any():
             out += self._back_online(np.unique(dev), now_us)
         return out
 
+    def _level_pairs(
+        self, sx: NDArray[np.int64], among: NDArray[np.int64]
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """(row, slot) pairs of the level rules of the rows `among`: one run per slot column,
+        so each slot's rows stay contiguous and in time order."""
+        cols = self._lvl[sx[among]]
+        rows, slots = [], []
+        for j in range(cols.shape[1]):
+            c = cols[:, j]
+            has = c >= 0
+            rows.append(among[has])
+            slots.append(c[has])
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(rows), np.concatenate(slots)
+
     def _sorted(
         self, batch: Batch
-    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
-        """Known series, finite values, sorted by (series, time), first of duplicates kept."""
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]:
+        """Known series, finite values, sorted by (series, time), first of duplicates kept.
+
+        Returns the columns and each row's series watermark (newest time graded before).
+        """
         sid = np.asarray(batch.series_id, dtype=np.int64)
         t = np.asarray(batch.time_us, dtype=np.int64)
         v = np.asarray(batch.value, dtype=np.float64)
         inside = (sid >= 0) & (sid < self._sid_to_sx.shape[0])
-        sx = np.where(inside, self._sid_to_sx[np.where(inside, sid, 0)], -1)
-        ok = (sx >= 0) & np.isfinite(v)
+        sx = self._sid_to_sx[np.where(inside, sid, 0)]
+        ok = inside & (sx >= 0) & np.isfinite(v)
         if not ok.all():
             sx, t, v = sx[ok], t[ok], v[ok]
         if sx.shape[0] == 0:
-            return sx, t, v
-        t0 = int(t.min())
-        if int(t.max()) - t0 < (1 << _TIME_BITS) and len(self._series) < (1 << 20):
-            order = np.argsort((sx << _TIME_BITS) | (t - t0), kind="stable")
-        else:
-            order = np.lexsort((t, sx))
+            return sx, t, v, sx
+        # Radix-sort on the series (stable: duplicates keep batch order); a device's readings
+        # usually arrive in time order, so a full sort is needed only when they did not.
+        order = k.stable_order(sx)
         sx, t, v = sx[order], t[order], v[order]
-        dup = np.zeros(sx.shape[0], dtype=np.bool_)
-        dup[1:] = (sx[1:] == sx[:-1]) & (t[1:] == t[:-1])
-        dup |= t == self._last_t[sx]  # redelivery of the newest reading already graded
+        same = sx[1:] == sx[:-1]
+        backwards = t[1:] < t[:-1]
+        if (same & backwards).any():
+            order = np.lexsort((t, sx))
+            sx, t, v = sx[order], t[order], v[order]
+            same = sx[1:] == sx[:-1]
+        watermark = self._last_t[sx]
+        # a repeated (series, time), or a redelivery of the newest reading already graded
+        dup = t == watermark
+        dup[1:] |= same & (t[1:] == t[:-1])
         if dup.any():
             keep = ~dup
-            sx, t, v = sx[keep], t[keep], v[keep]
-        return sx, t, v
+            sx, t, v, watermark = sx[keep], t[keep], v[keep], watermark[keep]
+        return sx, t, v, watermark
 
     def _select(
         self, kind: str, sx: NDArray[np.int64], among: NDArray[np.int64] | None = None
@@ -576,16 +641,22 @@ class Engine:
         self, slot: NDArray[np.int64], rows: NDArray[np.int64], m: NDArray[np.float64]
     ) -> _Graded:
         """Grade a level rule's measure against its thresholds (NaN measures are skipped)."""
-        keep = ~np.isnan(m)
-        slot, rows, m = slot[keep], rows[keep], m[keep]
         signed = m * self._direction[slot]
-        return _Graded(
-            slot,
-            rows,
-            m,
-            k.grade_levels(signed, self._thr_up[slot]),
-            k.grade_levels(signed, self._thr_hold[slot]),
-        )
+        hot = signed >= self._thr_hold[slot, 0]  # NaN: False
+        keep = self._keep(slot, hot) if self._skip_quiet else ~np.isnan(m)
+        slot, rows, m, signed = slot[keep], rows[keep], m[keep], signed[keep]
+        g_up, g_hold = k.grade_pair(signed, self._thr_both[slot])
+        return _Graded(slot, rows, m, g_up, g_hold)
+
+    def _keep(self, slot: NDArray[np.int64], hot: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """Rows of slots that are busy or have a hot row in this batch (all their rows)."""
+        keep = self._busy[slot]
+        if hot.any():
+            marks = self._scratch
+            marks[slot[hot]] = True
+            keep = keep | marks[slot]
+            marks[slot[hot]] = False
+        return keep
 
     def _single(
         self,
@@ -595,6 +666,9 @@ class Engine:
         hit: NDArray[np.bool_],
     ) -> _Graded:
         """Grade a one-level rule (sensor fault, consecutive, combination): hit or normal."""
+        if self._skip_quiet:
+            keep = self._keep(slot, hit)
+            slot, rows, m, hit = slot[keep], rows[keep], m[keep], hit[keep]
         g = np.where(hit, self._level[slot], 0)
         return _Graded(slot, rows, m, g, g)
 
@@ -607,13 +681,18 @@ class Engine:
     ) -> NDArray[np.float64]:
         """The graded quantity of a level rule, unsigned (NaN: cannot be graded)."""
         offset = self._offset[slot]
-        cumulative = self._slot_of["cumulative"][sx] == slot
+        cumulative = self._is_cum[slot]
         if cumulative.any():
-            offset = np.where(cumulative, self._baseline_at(sx, t), offset)
+            offset = offset.copy()
+            offset[cumulative] = self._baseline_at(sx[cumulative], t[cumulative])
         m: NDArray[np.float64] = (v - offset) * self._scale[slot]
         return np.where(self._abs[slot], np.abs(m), m)
 
     def _baseline_at(self, sx: NDArray[np.int64], t: NDArray[np.int64]) -> NDArray[np.float64]:
+        """The baseline in force at each row's time (NaN before the first)."""
+        current = t >= self._base_now_t[sx]
+        if current.all():  # the usual case: readings after the newest baseline
+            return self._base_now_v[sx]
         valid = self._base_t[sx] <= t[:, None]
         i = np.count_nonzero(valid, axis=1) - 1
         return np.where(i >= 0, self._base_v[sx, np.maximum(i, 0)], np.nan)
@@ -626,8 +705,10 @@ class Engine:
         starts: NDArray[np.bool_],
     ) -> None:
         """A cumulative series without any baseline takes its first reading as the initial one."""
+        if not self._need_initial:
+            return
         first = np.flatnonzero(starts)
-        need = (self._slot_of["cumulative"][sx[first]] >= 0) & np.isnan(self._base_v[sx[first], 0])
+        need = self._need_initial_mask[sx[first]]
         for i in first[need]:
             self.set_baseline(int(self._series[sx[i]].series_id), float(v[i]), int(t[i]))
 
@@ -644,7 +725,7 @@ class Engine:
         seg = starts[rows]
         need = np.maximum(self._count[slot] - 1, 1)
         run = k.run_lengths(same, k.first_index(seg), self._aux_run[slot], need)
-        ends = np.r_[seg[1:], True]
+        ends = k.segment_ends(seg)
         self._aux_run[slot[ends]] = run[ends]
         return self._single(slot, rows, v[rows], run >= need)
 
@@ -654,7 +735,7 @@ class Engine:
         t: NDArray[np.int64],
         v: NDArray[np.float64],
         good: NDArray[np.int64],
-    ) -> NDArray[np.float64]:
+    ) -> NDArray[np.float64] | None:
         """Rate of change per day over each rate series' window, for every row (NaN if none).
 
         The reference of a reading at t is the newest *checkpoint* (first reading of each
@@ -662,6 +743,8 @@ class Engine:
         between the window and 3 windows. Checkpoints come from this batch or from a ring of
         the last `_RING` checkpoints per series carried between batches.
         """
+        if self._rate_window.shape[0] == 0:
+            return None
         rate = np.full(sx.shape[0], np.nan)
         ri_all = self._rate_of[sx[good]]
         rows = good[ri_all >= 0]
@@ -672,9 +755,7 @@ class Engine:
         window = self._rate_window[ri]
         seg = k.segment_starts(sx[rows])
         slotn = tt // (window // 4)
-        prev_slot = k.previous(
-            slotn.astype(np.float64), seg, self._rate_last_slot[ri].astype(np.float64)
-        )
+        prev_slot = k.previous(slotn, seg, self._rate_last_slot[ri])
         is_ck = slotn != prev_slot
         target = tt - window
         oldest = tt - 3 * window
@@ -692,7 +773,7 @@ class Engine:
         if ck.shape[0]:
             in_batch &= (rank[ref] == rank) & (tt[ref] >= oldest)
         ring_t = self._ring_t[ri]
-        count = np.count_nonzero(ring_t <= target[:, None], axis=1) - 1
+        count = k.count_true(ring_t <= target[:, None]) - 1
         cand = np.maximum(count, 0)
         ring_ref_t = ring_t[np.arange(ri.shape[0]), cand]
         ring_ref_v = self._ring_v[ri, cand]
@@ -718,7 +799,7 @@ class Engine:
         """Append each series' new checkpoints to its ring, keeping the newest `_RING`."""
         first = np.flatnonzero(seg)
         series_r = ri[first]
-        last = np.r_[first[1:] - 1, ri.shape[0] - 1]
+        last = np.append(first[1:] - 1, ri.shape[0] - 1)
         self._rate_last_slot[series_r] = slotn[last]
         if ck.shape[0] == 0:
             return
@@ -746,9 +827,9 @@ class Engine:
         period = self._period_us[slot]
         pslot = t[rows] // period
         seg = k.segment_starts(slot)
-        prev = k.previous(pslot.astype(np.float64), seg, self._aux_slot[slot].astype(np.float64))
+        prev = k.previous(pslot, seg, self._aux_slot[slot])
         first_of_period = pslot != prev
-        ends = np.r_[seg[1:], True]
+        ends = k.segment_ends(seg)
         self._aux_slot[slot[ends]] = pslot[ends]
         keep = np.flatnonzero(first_of_period)
         slot, rows, pslot, prev = slot[keep], rows[keep], pslot[keep], prev[keep]
@@ -763,7 +844,7 @@ class Engine:
         # the carried run continues only into a slot's first stretch; a gap starts from zero
         carry = np.where(gap, 0, self._aux_run[slot])[first]
         run = k.run_lengths(over, first, carry, self._count[slot])
-        ends = np.r_[seg[1:], True]
+        ends = k.segment_ends(seg)
         self._aux_run[slot[ends]] = run[ends]
         return self._single(slot, rows, np.nan_to_num(m), run >= self._count[slot])
 
@@ -785,7 +866,7 @@ class Engine:
             return self._single(slot, rows, v[rows], np.zeros(0, dtype=np.bool_))
         work = np.concatenate((host_w, wind_w))
         tt = np.concatenate((t[rows], t[wind_rows]))
-        is_wind = np.r_[np.zeros(rows.shape[0], np.bool_), np.ones(wind_rows.shape[0], np.bool_)]
+        is_wind = np.arange(rows.shape[0] + wind_rows.shape[0]) >= rows.shape[0]
         # wind before host at equal times: a reading at the same instant counts
         order = np.lexsort((~is_wind, tt, work))
         work_s, t_s, wind_s = work[order], tt[order], is_wind[order]
@@ -796,7 +877,7 @@ class Engine:
         have = last_wind >= first
         wind_v = np.where(have, vals[np.maximum(last_wind, 0)], self._wind_v[work_s])
         wind_t = np.where(have, t_s[np.maximum(last_wind, 0)], self._wind_t[work_s])
-        ends = np.flatnonzero(np.r_[seg[1:], True] & have)
+        ends = np.flatnonzero(k.segment_ends(seg) & have)
         newer = t_s[np.maximum(last_wind[ends], 0)] > self._wind_t[work_s[ends]]
         upd = ends[newer]
         self._wind_t[work_s[upd]] = t_s[last_wind[upd]]
@@ -817,17 +898,8 @@ class Engine:
         measure = np.concatenate([p.measure for p in parts])
         g_up = np.concatenate([p.g_up for p in parts])
         g_hold = np.concatenate([p.g_hold for p in parts])
-        if emit:
-            # Quiet slots (normal, no partial debounce, nothing over a hold threshold) cannot
-            # change state: skip them. Replay steps everything so that runs are exact.
-            active = (self._grade > 0) | (self._run_up[:, 0] > 0)
-            active[slot[g_hold > 0]] = True
-            keep = active[slot]
-            if not keep.all():
-                slot, rows, measure = slot[keep], rows[keep], measure[keep]
-                g_up, g_hold = g_up[keep], g_hold[keep]
-            if slot.shape[0] == 0:
-                return []
+        if slot.shape[0] == 0:
+            return []
         starts = k.segment_starts(slot)
         grade, before, run_up, run_dn = k.alert_grades(
             g_up,
@@ -840,14 +912,16 @@ class Engine:
             self._resolve[slot],
             self._cap[slot],
         )
-        ends = np.flatnonzero(np.r_[starts[1:], True])
+        ends = np.flatnonzero(k.segment_ends(starts))
         last = slot[ends]
         self._grade[last] = grade[ends]
         self._run_up[last] = run_up[ends]
         self._run_dn[last] = run_dn[ends]
+        self._busy[last] = (grade[ends] > 0) | (run_up[ends, 0] > 0)
         if not emit:
             return []
         changed = np.flatnonzero(grade != before)
+        changed = changed[np.lexsort((t[rows[changed]], slot[changed]))]
         return [
             self._transition(
                 int(slot[i]), int(before[i]), int(grade[i]), int(t[rows[i]]), float(measure[i])
@@ -890,12 +964,12 @@ class Engine:
     ) -> list[Transition]:
         """One `late` transition per slot whose late readings reached a grade."""
         out: list[Transition] = []
-        for kind in LATE_KINDS:
-            rows, slot = self._select(kind, sx)
-            if rows.shape[0] == 0:
-                continue
+        rows, slot = self._level_pairs(sx, np.arange(sx.shape[0]))
+        keep = ~self._is_rate[slot]
+        rows, slot = rows[keep], slot[keep]
+        if rows.shape[0]:
             m = self._measure(slot, sx[rows], t[rows], v[rows])
-            g = k.grade_levels(m * self._direction[slot], self._thr_up[slot])
+            g, _ = k.grade_pair(m * self._direction[slot], self._thr_both[slot])
             hit = np.flatnonzero(g > 0)
             for s_id in np.unique(slot[hit]):
                 mine = hit[slot[hit] == s_id]

@@ -6,8 +6,12 @@ with the state carried in from the previous batch given per row. No Python loop 
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import numpy as np
 from numpy.typing import NDArray
+
+_Col = TypeVar("_Col", NDArray[np.float64], NDArray[np.int64])
 
 LEVELS: NDArray[np.int64] = np.arange(1, 5, dtype=np.int64)
 """Grades BLUE..RED as numbers, for broadcasting one column per grade."""
@@ -22,15 +26,22 @@ def segment_starts(key: NDArray[np.int64]) -> NDArray[np.bool_]:
     return starts
 
 
+def segment_ends(starts: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """True where a row ends its segment, given the segment starts."""
+    ends = np.empty_like(starts)
+    if starts.shape[0]:
+        ends[:-1] = starts[1:]
+        ends[-1] = True
+    return ends
+
+
 def first_index(starts: NDArray[np.bool_]) -> NDArray[np.int64]:
     """For each row, the index of the first row of its segment."""
     idx = np.arange(starts.shape[0], dtype=np.int64)
     return np.maximum.accumulate(np.where(starts, idx, 0))
 
 
-def previous(
-    values: NDArray[np.float64], starts: NDArray[np.bool_], carry: NDArray[np.float64]
-) -> NDArray[np.float64]:
+def previous(values: _Col, starts: NDArray[np.bool_], carry: _Col) -> _Col:
     """Each row's predecessor in its segment; the first row of a segment takes `carry`.
 
     Args:
@@ -74,17 +85,42 @@ def run_lengths(
     return np.minimum(run, cap)
 
 
-def grade_levels(
+def grade_pair(
     measure: NDArray[np.float64], thresholds: NDArray[np.float64]
-) -> NDArray[np.int64]:
-    """Number of thresholds reached: 0 (normal) .. 4 (red).
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Number of thresholds reached, 0 (normal) .. 4 (red), against two sets of four.
 
     Args:
-        measure: (n,) measure, signed so that larger is worse.
-        thresholds: (n, 4) per-row thresholds BLUE..RED, ascending; +inf for unused levels.
+        measure: (n,) measure, signed so that larger is worse (NaN reaches nothing).
+        thresholds: (n, 8) per row: four ascending thresholds BLUE..RED (+inf if unused),
+            then the same less hysteresis.
+
+    Returns:
+        (grade against the first four, grade against the second four).
     """
-    reached: NDArray[np.int64] = np.count_nonzero(measure[:, None] >= thresholds, axis=1)
-    return reached.astype(np.int64)
+    reached = measure[:, None] >= thresholds  # (n, 8) bool, one byte each
+    # each group of four bytes read as one uint32; multiplying by 0x01010101 adds the four
+    # bytes into the top byte: the count of thresholds reached, in two operations
+    packed = np.ascontiguousarray(reached).view(np.uint32)
+    counts = (packed * np.uint32(0x01010101)) >> np.uint32(24)
+    return counts[:, 0].astype(np.int64), counts[:, 1].astype(np.int64)
+
+
+def count_true(cond: NDArray[np.bool_]) -> NDArray[np.int64]:
+    """Per row, how many of the (n, 8k) conditions hold (a faster `count_nonzero(axis=1)`)."""
+    packed = np.ascontiguousarray(cond).view(np.uint64)
+    counts = (packed * np.uint64(0x0101010101010101)) >> np.uint64(56)
+    total: NDArray[np.int64] = counts.sum(axis=1, dtype=np.int64)
+    return total
+
+
+def stable_order(key: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Stable argsort of small non-negative integers by 16-bit radix passes (fast in numpy)."""
+    if key.shape[0] == 0 or int(key.max()) < (1 << 16):
+        return np.argsort(key.astype(np.uint16), kind="stable")
+    low = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable")
+    high = np.argsort((key[low] >> 16).astype(np.uint32), kind="stable")
+    return low[high]
 
 
 def alert_grades(

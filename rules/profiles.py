@@ -583,12 +583,13 @@ def resolve_rule(
         )
     if all(math.isnan(t) for t in thresholds):
         return None
-    for key, param in (("design_param", "scale"), ("nominal_param", "offset")):
+    # ratio: value / design; deviation: (value - nominal) / nominal
+    for key, params in (("design_param", ("scale",)), ("nominal_param", ("offset", "scale"))):
         if key in options:
             design = work_params.get(options[key])
             if not isinstance(design, int | float) or isinstance(design, bool) or design <= 0:
                 return None
-            options[param] = float(design)
+            options.update(dict.fromkeys(params, float(design)))
     return ResolvedRule(
         rule=rule.rule,
         kind=rule.kind,
