@@ -65,6 +65,11 @@ class Reference:
                         up, hold = _thresholds(rule)
                         self.slots.append(RefSlot(sid, rule, subject_of[sid], up, hold))
         self.wind: dict[int, tuple[int, float]] = {}
+        self.hosts = [(i, s) for i, s in enumerate(self.slots) if s.rule.kind == "crane_wind"]
+        self.by_series: dict[int, dict[str, list[tuple[int, RefSlot]]]] = {}
+        for i, slot in enumerate(self.slots):
+            kinds = self.by_series.setdefault(slot.series_id, {})
+            kinds.setdefault(slot.rule.kind, []).append((i, slot))
 
     # -- one batch --------------------------------------------------------------------------
 
@@ -89,33 +94,37 @@ class Reference:
             (late if t < before else fresh).append((sid, t, v))
         out = self._late(late)
         per_slot: dict[int, list[tuple[int, int, int, float]]] = {}
-        for sid in sorted({r[0] for r in fresh}):
-            self._series_rows(sid, [r for r in fresh if r[0] == sid], per_slot)
-        self._wind_rows(fresh, per_slot)
+        by_sid: dict[int, list[tuple[int, int, float]]] = {}
+        for r in fresh:
+            by_sid.setdefault(r[0], []).append(r)
+        suspect: set[tuple[int, int]] = set()
+        for sid in sorted(by_sid):
+            suspect |= self._series_rows(sid, by_sid[sid], per_slot)
+        self._wind_rows(by_sid, suspect, per_slot)
         for i in sorted(per_slot):
             out += self._machine(self.slots[i], per_slot[i])
-        for sid in {r[0] for r in fresh}:
-            self.series[sid].last_t = max(t for s, t, _ in fresh if s == sid)
-            self.series[sid].last_v = [v for s, _, v in fresh if s == sid][-1]
+        for sid, mine in by_sid.items():
+            self.series[sid].last_t = mine[-1][1]
+            self.series[sid].last_v = mine[-1][2]
         return out
 
     def _slots_of(self, sid: int, kind: str) -> list[tuple[int, RefSlot]]:
-        return [
-            (i, s) for i, s in enumerate(self.slots) if s.series_id == sid and s.rule.kind == kind
-        ]
+        return self.by_series.get(sid, {}).get(kind, [])
 
     def _series_rows(
         self,
         sid: int,
         rows: list[tuple[int, int, float]],
         per_slot: dict[int, list[tuple[int, int, int, float]]],
-    ) -> None:
-        """Grade one series' fresh rows for every kind but the crane-and-wind combination."""
+    ) -> set[tuple[int, int]]:
+        """Grade one series' fresh rows for every kind but the crane-and-wind combination;
+        return its rows flagged as jumps (suspect)."""
         st = self.series[sid]
         if self._slots_of(sid, "cumulative") and not st.baselines:
             st.baselines.append((rows[0][1], rows[0][2]))
         prev_v = st.last_v
         good: list[tuple[int, float]] = []
+        suspects: set[tuple[int, int]] = set()
         for _, t, v in rows:
             suspect = False
             for i, slot in self._slots_of(sid, "jump"):
@@ -131,7 +140,9 @@ class Reference:
                 g = slot.rule.top_grade() if slot.run >= need else 0
                 per_slot.setdefault(i, []).append((t, g, g, v))
             prev_v = v
-            if not suspect:
+            if suspect:
+                suspects.add((sid, t))
+            else:
                 good.append((t, v))
         for kind in LATE_KINDS:
             for i, slot in self._slots_of(sid, kind):
@@ -158,6 +169,7 @@ class Reference:
                 slot.run = min(slot.run + 1, count) if over else 0
                 g = slot.rule.top_grade() if slot.run >= count else 0
                 per_slot.setdefault(i, []).append((t, g, g, 0.0 if math.isnan(r) else r))
+        return suspects
 
     def _rates(self, sid: int, good: list[tuple[int, float]]) -> list[float]:
         st = self.series[sid]
@@ -182,60 +194,42 @@ class Reference:
 
     def _wind_rows(
         self,
-        fresh: list[tuple[int, int, float]],
+        by_sid: dict[int, list[tuple[int, int, float]]],
+        suspect: set[tuple[int, int]],
         per_slot: dict[int, list[tuple[int, int, int, float]]],
     ) -> None:
         """Crane lifting in wind: each load reading against the newest wind reading."""
-        hosts = [(i, s) for i, s in enumerate(self.slots) if s.rule.kind == "crane_wind"]
-        suspect = self._suspect_rows(fresh)
+        hosts = self.hosts
+        winds_of: dict[int, list[tuple[int, float]]] = {}
+        for _, slot in hosts:
+            work = self.info[slot.series_id].work_id
+            if work in winds_of:
+                continue
+            metric = slot.rule.options["wind_metric"]
+            winds_of[work] = sorted(
+                (t, v)
+                for sid, rows in by_sid.items()
+                if self.info[sid].work_id == work and self.info[sid].metric == metric
+                for _, t, v in rows
+                if (sid, t) not in suspect
+            )
         for i, slot in hosts:
             work = self.info[slot.series_id].work_id
-            wind_sids = {
-                sid
-                for sid, s in self.info.items()
-                if s.work_id == work and s.metric == slot.rule.options["wind_metric"]
-            }
-            winds = [(t, v) for sid, t, v in fresh if sid in wind_sids and (sid, t) not in suspect]
-            for sid, t, v in fresh:
-                if sid != slot.series_id or (sid, t) in suspect:
+            winds = winds_of[work]
+            for sid, t, v in by_sid.get(slot.series_id, []):
+                if (sid, t) in suspect:
                     continue
                 known = [w for w in winds if w[0] <= t]
-                wt, wv = (
-                    max(known, key=lambda w: w[0])
-                    if known
-                    else self.wind.get(work, (NEVER, math.nan))
-                )
+                wt, wv = known[-1] if known else self.wind.get(work, (NEVER, math.nan))
                 fresh_wind = t - wt <= float(slot.rule.options["max_wind_age_s"]) * US
                 hit = (
                     v >= float(slot.rule.options["min_load_t"]) and fresh_wind and wv >= slot.up[3]
                 )
                 g = slot.rule.top_grade() if hit else 0
                 per_slot.setdefault(i, []).append((t, g, g, wv if fresh_wind else 0.0))
-        for _, slot in hosts:
-            work = self.info[slot.series_id].work_id
-            winds = [
-                (t, v)
-                for sid, t, v in fresh
-                if self.info[sid].work_id == work
-                and self.info[sid].metric == slot.rule.options["wind_metric"]
-                and (sid, t) not in suspect
-            ]
-            if winds:
-                newest = max(winds, key=lambda w: w[0])
-                if newest[0] > self.wind.get(work, (NEVER, 0.0))[0]:
-                    self.wind[work] = newest
-
-    def _suspect_rows(self, fresh: list[tuple[int, int, float]]) -> set[tuple[int, int]]:
-        out = set()
-        for sid in {r[0] for r in fresh}:
-            prev_v = self.series[sid].last_v
-            for s, t, v in fresh:
-                if s != sid:
-                    continue
-                if any(abs(v - prev_v) >= slot.up[0] for _, slot in self._slots_of(sid, "jump")):
-                    out.add((sid, t))
-                prev_v = v
-        return out
+        for work, winds in winds_of.items():
+            if winds and winds[-1][0] > self.wind.get(work, (NEVER, 0.0))[0]:
+                self.wind[work] = winds[-1]
 
     def _measure(self, slot: RefSlot, sid: int, t: int, v: float) -> float:
         opts = slot.rule.options
@@ -286,7 +280,9 @@ class Reference:
         )
 
     def _late(self, late: list[tuple[int, int, float]]) -> list[Transition]:
-        out = []
+        out: list[Transition] = []
+        if not late:
+            return out
         for kind in LATE_KINDS:
             for slot in (s for s in self.slots if s.rule.kind == kind):
                 hits = []
