@@ -9,6 +9,7 @@ import logging
 import queue
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,39 +97,59 @@ class IngestService:
         self._lookup = SeriesLookup.empty()
         self._engine: Engine | None = None
         self._registry_version = -1
+        self._next_tick = 0.0
+        self._next_refresh = 0.0
         self.ready = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
-        """Consume until `stop` is set, then flush what was collected and disconnect."""
+        """Consume until `stop` is set, then flush what was collected and disconnect.
+
+        Two threads share the work (plus paho's network thread): this one takes messages
+        from the broker and decodes them into the next batch while a single writer thread
+        commits the previous one, grades it and acknowledges it. While the writer waits on
+        PostgreSQL the GIL is free for decoding, so the two cores both work. At most one batch
+        is with the writer: when the database is slow or away, collection stops too, the
+        hand-off queue fills and the broker keeps the rest.
+        """
         self._ensure_connection(stop)
         if stop.is_set():
             return
         self.source.start()
         self.ready.set()
         log.info("ingest started", extra={"topics": subscriptions(self.settings)})
-        next_tick = time.monotonic() + TICK_INTERVAL_S
-        next_refresh = time.monotonic() + self.settings.registry_refresh_s
         reconnects_seen = 0
+        writing: Future[None] | None = None
         try:
-            while not stop.is_set():
-                batch = self._collect(stop)
-                if batch.messages:
-                    self._commit_until_done(batch, stop)
-                now = time.monotonic()
-                if now >= next_tick:
-                    self._tick(stop)
-                    next_tick = now + TICK_INTERVAL_S
-                if now >= next_refresh:
-                    self._refresh_registry(stop)
-                    next_refresh = now + self.settings.registry_refresh_s
-                if self.source.reconnects != reconnects_seen:
-                    self.metrics.broker_reconnects.inc(self.source.reconnects - reconnects_seen)
-                    reconnects_seen = self.source.reconnects
+            with ThreadPoolExecutor(1, thread_name_prefix="ingest-writer") as writer:
+                while not stop.is_set():
+                    batch = self._collect(stop)
+                    if writing is not None and (batch.messages or writing.done()):
+                        writing.result()  # re-raises what went wrong in the writer
+                        writing = None
+                    if batch.messages or writing is None:
+                        writing = writer.submit(self._write, batch, stop)
+                    if self.source.reconnects != reconnects_seen:
+                        self.metrics.broker_reconnects.inc(self.source.reconnects - reconnects_seen)
+                        reconnects_seen = self.source.reconnects
+                if writing is not None:
+                    writing.result()
         finally:
             self.source.stop()
             if self._conn is not None:
                 self._conn.close()
             log.info("ingest stopped")
+
+    def _write(self, batch: _Batch, stop: threading.Event) -> None:
+        """In the writer thread: commit and acknowledge a batch, then the periodic work due."""
+        if batch.messages:
+            self._commit_until_done(batch, stop)
+        now = time.monotonic()
+        if now >= self._next_tick:
+            self._tick(stop)
+            self._next_tick = now + TICK_INTERVAL_S
+        if now >= self._next_refresh:
+            self._refresh_registry(stop)
+            self._next_refresh = now + self.settings.registry_refresh_s
 
     def _collect(self, stop: threading.Event) -> _Batch:
         """Take and decode messages until the batch holds enough readings or is old enough."""

@@ -1,0 +1,517 @@
+"""Ingest benchmarks: ceilings and hazmon's figures measured in the same run, as ratios.
+
+Every scenario runs the real `hazmon ingest` (rules on) as a subprocess against a database of
+its own on the local PostgreSQL and a private Mosquitto with hazmon's broker limits, fed by a
+QoS 1 publisher of 50-reading crane payloads (tests/ingest/fixtures.py). Scenarios:
+
+- ceilings: binary COPY into the readings hypertable (plain, and idempotent through a staging
+  table + INSERT … ON CONFLICT DO NOTHING, and hazmon's own write path) and the raw broker
+  rate (a paho subscriber draining a backlog with automatic acknowledgement);
+- drain: a backlog published while ingest is down, then drained: the maximum rate;
+- sustained: a fixed publish rate for a while; committed rate, backlog over time, no loss;
+- burst: a large stream at full speed into a running ingest; peak memory of ingest;
+- latency: publish of an over-limit reading → its alert committed (LISTEN/NOTIFY on a bench
+  trigger), under background load at a share of the maximum rate.
+
+Run from the repository root: `.venv/bin/python bench/ingest_bench.py all --runs 3`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import numpy as np
+import paho.mqtt.client as paho
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from hazmon.db import drop_database, with_database
+from hazmon.migrate import migrate
+from hazmon.settings import Settings
+from ingest.store import _records, copy_readings
+from tests.conftest import SERVER_URL, free_port
+from tests.ingest.fixtures import (
+    IngestProcess,
+    PrivateMosquitto,
+    Publisher,
+    Stream,
+    crane_inventory,
+    series_map,
+    stored_checksum,
+    stored_count,
+    stream_checksum,
+)
+from tests.inventories import load
+
+SITE = "BENCH"
+DEVICES = 200
+PROBE_SITE = "PROBE"
+PROBE_DEVICES = 50
+COPY_BATCH = 5000
+
+_NOTIFY_SQL = """
+CREATE OR REPLACE FUNCTION bench_alert_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE opened text;
+BEGIN
+    SELECT string_agg(a.series_id || ':' || (extract(epoch FROM n.reading_at) * 1000)::bigint, ',')
+    INTO opened
+    FROM new_transitions n JOIN alerts a ON a.id = n.alert_id WHERE n.action = 'open';
+    IF opened IS NOT NULL THEN PERFORM pg_notify('bench_alert', opened); END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER bench_alert_notify AFTER INSERT ON alert_transitions
+    REFERENCING NEW TABLE AS new_transitions FOR EACH STATEMENT
+    EXECUTE FUNCTION bench_alert_notify();
+"""
+
+
+@dataclass(slots=True)
+class Bench:
+    """One database and one private broker for the whole run; a fresh session per scenario."""
+
+    db_url: str
+    broker: PrivateMosquitto
+    tmp: Path
+    series: dict[tuple[str, str, str], int]
+    ingest_settings: dict[str, Any]
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Ingest settings on this bench, with a topic root and client id of their own."""
+        tag = uuid.uuid4().hex[:8]
+        return Settings(
+            database_url=self.db_url,
+            mqtt_url=self.broker.url,
+            topic_root=f"bench-{tag}/v1",
+            mqtt_client_id=f"bench-ingest-{tag}",
+            mqtt_session_expiry_s=600,
+            **(self.ingest_settings | overrides),
+        )
+
+    def reset(self) -> None:
+        """Empty the readings and alerts, so every scenario starts on the same table."""
+        with psycopg.connect(self.db_url) as conn:
+            conn.execute("TRUNCATE readings, alert_transitions, alerts, dead_letters CASCADE")
+
+    def stream(self, settings: Settings, messages_per_device: int, age_s: float = 3600) -> Stream:
+        """The bench's crane stream under this scenario's topic root."""
+        return Stream.cranes(settings.topic_root, [SITE], DEVICES, messages_per_device, age_s=age_s)
+
+    def ingest(self, settings: Settings, name: str) -> IngestProcess:
+        """An ingest subprocess on `settings`, serving metrics on a free port."""
+        return IngestProcess(settings, self.tmp / f"{name}.log", metrics_port=free_port())
+
+
+@contextlib.contextmanager
+def bench_environment(ingest_settings: dict[str, Any]) -> Iterator[Bench]:
+    """A migrated database with the bench inventory and the bench's NOTIFY trigger."""
+    url = with_database(SERVER_URL, f"hazmon_bench_{uuid.uuid4().hex[:8]}")
+    migrate(url)
+    try:
+        with TemporaryDirectory(prefix="hazmon-bench-") as tmp, PrivateMosquitto() as broker:
+            load(
+                url,
+                Path(tmp),
+                *crane_inventory([SITE], DEVICES),
+                *crane_inventory([PROBE_SITE], PROBE_DEVICES),
+            )
+            with psycopg.connect(url) as conn:
+                conn.execute(_NOTIFY_SQL)
+            yield Bench(url, broker, Path(tmp), series_map(url), ingest_settings)
+    finally:
+        drop_database(url)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory of a process (VmHWM), MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# --- ceilings ------------------------------------------------------------------------------
+
+
+def ceiling_copy(bench: Bench, rows: int) -> dict[str, float]:
+    """Rows/s into the readings hypertable: plain COPY, staged idempotent, hazmon's path."""
+    settings = bench.settings()
+    stream = bench.stream(settings, max(1, rows // (DEVICES * 50)))
+    sid, t, v = stream.expected(bench.series)
+    order = np.argsort(t, kind="stable")  # arrival order: all devices, time ascending
+    sid, t, v = sid[order], t[order], v[order]
+    slices = [slice(i, i + COPY_BATCH) for i in range(0, len(sid), COPY_BATCH)]
+
+    def plain(conn: psycopg.Connection[Any], s: slice) -> None:
+        with (
+            conn.cursor() as cur,
+            cur.copy("COPY readings (time, series_id, value) FROM STDIN (FORMAT BINARY)") as cp,
+        ):
+            cp.write(_records(sid[s], t[s], v[s]))
+
+    def staged(conn: psycopg.Connection[Any], s: slice) -> None:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS staging (time timestamptz, series_id int,"
+                " value float8) ON COMMIT DELETE ROWS"
+            )
+            with cur.copy("COPY staging (time, series_id, value) FROM STDIN (FORMAT BINARY)") as cp:
+                cp.write(_records(sid[s], t[s], v[s]))
+            cur.execute("INSERT INTO readings SELECT * FROM staging ON CONFLICT DO NOTHING")
+
+    def hazmon(conn: psycopg.Connection[Any], s: slice) -> None:
+        copy_readings(conn, sid[s], t[s], v[s])
+
+    with psycopg.connect(bench.db_url) as conn, conn.transaction():
+        plain(conn, slices[0])  # warm-up: first chunk, catalogue caches
+    rates = {}
+    for name, write in (("plain_copy", plain), ("staged_idempotent", staged), ("hazmon", hazmon)):
+        bench.reset()
+        with psycopg.connect(bench.db_url) as conn:
+            started = time.perf_counter()
+            for s in slices:
+                with conn.transaction():
+                    write(conn, s)
+            rates[name] = len(sid) / (time.perf_counter() - started)
+    bench.reset()
+    return rates
+
+
+def ceiling_broker(bench: Bench, messages: int) -> dict[str, float]:
+    """Msgs/s a paho subscriber (QoS 1, automatic ack) drains from a backlog; publish rate."""
+    settings = bench.settings()
+    stream = bench.stream(settings, max(1, messages // DEVICES))
+    received = threading.Event()
+    subscribed = threading.Event()
+    count = 0
+
+    def on_message(*_: Any) -> None:
+        nonlocal count
+        count += 1
+        if count >= stream.messages:
+            received.set()
+
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=settings.mqtt_client_id,
+        protocol=MQTTProtocolVersion.MQTTv5,
+    )
+    client.on_message = on_message
+    client.on_subscribe = lambda *_: subscribed.set()
+    properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    properties.SessionExpiryInterval = 600
+    port = int(settings.mqtt_url.rsplit(":", 1)[1])
+    client.connect("127.0.0.1", port, clean_start=False, properties=properties)
+    client.loop_start()
+    client.subscribe(f"{settings.topic_root}/#", qos=1)
+    assert subscribed.wait(10)
+    client.disconnect()
+    client.loop_stop()
+    started = time.perf_counter()
+    with Publisher(settings.mqtt_url, stream) as publisher:
+        assert publisher.wait_acked(600)
+    publish_s = time.perf_counter() - started
+    client.connect("127.0.0.1", port, clean_start=False, properties=properties)
+    started = time.perf_counter()
+    client.loop_start()
+    assert received.wait(600), f"subscriber got {count}/{stream.messages}"
+    drain_s = time.perf_counter() - started
+    client.disconnect()
+    client.loop_stop()
+    return {"publish_msgs_s": stream.messages / publish_s, "subscribe_msgs_s": count / drain_s}
+
+
+# --- hazmon --------------------------------------------------------------------------------
+
+
+def drain(bench: Bench, readings: int, **overrides: Any) -> dict[str, float]:
+    """A backlog queued at the broker while ingest is down, then drained: readings/s."""
+    bench.reset()
+    settings = bench.settings(**overrides)
+    stream = bench.stream(settings, max(1, readings // (DEVICES * 50)))
+    ingest = bench.ingest(settings, "drain")
+    ingest.start()  # creates the persistent session and its subscriptions
+    ingest.terminate()
+    with Publisher(settings.mqtt_url, stream) as publisher:
+        assert publisher.wait_acked(600)
+    with ingest:  # started and subscribed: measure from here
+        started = time.perf_counter()
+        already = stored_count(bench.db_url)
+        while stored_count(bench.db_url) < stream.readings:
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+        peak = peak_rss_mb(ingest.pid)
+    assert stored_checksum(bench.db_url) == stream_checksum(stream, bench.series)
+    return {"readings_s": (stream.readings - already) / elapsed, "peak_rss_mb": peak}
+
+
+def sustained(bench: Bench, readings_s: float, duration_s: float) -> dict[str, float]:
+    """Publish at a fixed rate for `duration_s`; committed rate, backlog, no loss."""
+    bench.reset()
+    settings = bench.settings()
+    msgs_s = readings_s / 50
+    stream = bench.stream(settings, max(1, int(msgs_s * duration_s / DEVICES)))
+    samples: list[tuple[float, int, int]] = []  # (elapsed s, published readings, stored)
+    with bench.ingest(settings, "sustained") as ingest:
+        with Publisher(settings.mqtt_url, stream, rate_msgs_s=msgs_s) as publisher:
+            started = time.perf_counter()
+            while publisher.published < stream.messages:
+                time.sleep(1.0)
+                samples.append(
+                    (
+                        time.perf_counter() - started,
+                        publisher.acked * 50,
+                        stored_count(bench.db_url),
+                    )
+                )
+            publish_end = time.perf_counter()
+            assert publisher.wait_acked(120)
+        while stored_count(bench.db_url) < stream.readings:
+            time.sleep(0.05)
+        drain_after_s = time.perf_counter() - publish_end
+        peak = peak_rss_mb(ingest.pid)
+    assert stored_checksum(bench.db_url) == stream_checksum(stream, bench.series)
+    steady = [s for s in samples if s[0] > 5.0] or samples
+    backlog = [pub - stored for _, pub, stored in steady]
+    half = len(backlog) // 2
+    first = statistics.mean(backlog[:half]) if half else 0.0
+    second = statistics.mean(backlog[half:]) if backlog else 0.0
+    t0, _, s0 = steady[0]
+    t1, _, s1 = steady[-1]
+    return {
+        "target_readings_s": readings_s,
+        "committed_readings_s": (s1 - s0) / (t1 - t0) if t1 > t0 else float("nan"),
+        "backlog_mean_first_half": first,
+        "backlog_mean_second_half": second,
+        "backlog_max": float(max(backlog, default=0)),
+        "drain_after_publish_s": drain_after_s,
+        "peak_rss_mb": peak,
+    }
+
+
+def burst(bench: Bench, readings: int) -> dict[str, float]:
+    """A stream published at full speed into a running ingest: every reading once, peak RSS."""
+    bench.reset()
+    settings = bench.settings()
+    stream = bench.stream(settings, max(1, readings // (DEVICES * 50)), age_s=6 * 3600)
+    peak = 0.0
+    with bench.ingest(settings, "burst") as ingest:
+        started = time.perf_counter()
+        with Publisher(settings.mqtt_url, stream) as publisher:
+            while publisher.acked < stream.messages:
+                time.sleep(0.5)
+                peak = max(peak, peak_rss_mb(ingest.pid))
+        publish_s = time.perf_counter() - started
+        while stored_count(bench.db_url) < stream.readings:
+            time.sleep(0.5)
+            peak = max(peak, peak_rss_mb(ingest.pid))
+        elapsed = time.perf_counter() - started
+        peak = max(peak, peak_rss_mb(ingest.pid))
+    assert stored_checksum(bench.db_url) == stream_checksum(stream, bench.series)
+    return {
+        "readings": float(stream.readings),
+        "publish_readings_s": stream.readings / publish_s,
+        "committed_readings_s": stream.readings / elapsed,
+        "peak_rss_mb": peak,
+    }
+
+
+def latency(bench: Bench, readings_s: float, duration_s: float) -> dict[str, float]:
+    """Publish → alert committed for over-limit probes under background load: p50, p99 ms."""
+    bench.reset()
+    settings = bench.settings()
+    msgs_s = readings_s / 50
+    stream = bench.stream(settings, max(1, int(msgs_s * duration_s / DEVICES)))
+    moment = {
+        device: bench.series[(PROBE_SITE, device, "moment_ratio")]
+        for device in {d for s, d, _ in bench.series if s == PROBE_SITE}
+    }
+    sent: dict[tuple[int, int], float] = {}
+    latencies: list[float] = []
+    listening = threading.Event()
+    done = threading.Event()
+
+    def listen() -> None:
+        with psycopg.connect(bench.db_url, autocommit=True) as conn:
+            conn.execute("LISTEN bench_alert")
+            listening.set()
+            while not done.is_set():
+                for note in conn.notifies(timeout=0.2):
+                    at = time.time()
+                    for item in note.payload.split(","):
+                        sid, ts = item.split(":")
+                        published = sent.get((int(sid), int(ts)))
+                        if published is not None:
+                            latencies.append((at - published) * 1000)
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    assert listening.wait(10)
+    probe = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    probe.connect("127.0.0.1", int(settings.mqtt_url.rsplit(":", 1)[1]))
+    probe.loop_start()
+    devices = sorted(moment)
+    with bench.ingest(settings, "latency") as ingest:
+        with Publisher(settings.mqtt_url, stream, rate_msgs_s=msgs_s) as publisher:
+            time.sleep(3.0)  # let the background load settle
+            n = 0
+            while publisher.published < stream.messages:
+                device = devices[n % len(devices)]
+                n += 1
+                now = time.time()
+                ts = int(now * 1000)
+                # Three normal readings resolve the previous probe's alert, then one over limit.
+                entries = [{"ts": ts - k, "values": {"moment_ratio": 0.5}} for k in (3, 2, 1)]
+                entries.append({"ts": ts, "values": {"moment_ratio": 1.05}})
+                sent[(moment[device], ts)] = now
+                probe.publish(
+                    f"{settings.topic_root}/{PROBE_SITE}/{device}/telemetry",
+                    json.dumps(entries),
+                    qos=1,
+                )
+                time.sleep(0.05)
+            assert publisher.wait_acked(120)
+        time.sleep(1.0)
+        peak = peak_rss_mb(ingest.pid)
+    done.set()
+    listener.join(5)
+    probe.disconnect()
+    probe.loop_stop()
+    ordered = sorted(latencies)
+    return {
+        "background_readings_s": readings_s,
+        "probes": float(n),
+        "alerts_seen": float(len(ordered)),
+        "p50_ms": _quantile(ordered, 0.50),
+        "p99_ms": _quantile(ordered, 0.99),
+        "max_ms": ordered[-1] if ordered else float("nan"),
+        "peak_rss_mb": peak,
+    }
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+def _median(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def _measure(name: str, runs: int, scenario: Callable[[], dict[str, float]]) -> dict[str, float]:
+    results = []
+    for i in range(runs):
+        result = scenario()
+        print(f"  {name} run {i + 1}: {_fmt(result)}", flush=True)
+        results.append(result)
+    median = _median(results)
+    print(f"{name} (median of {runs}): {_fmt(median)}", flush=True)
+    return median
+
+
+def _fmt(result: dict[str, float]) -> str:
+    return ", ".join(f"{k}={v:,.1f}" for k, v in result.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen scenarios; print each run, the medians and the ratios to the ceilings."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "scenarios",
+        nargs="*",
+        default=["ceilings", "drain", "sustained", "latency"],
+        choices=["ceilings", "drain", "sustained", "burst", "latency"],
+    )
+    parser.add_argument("--runs", type=int, default=3, help="runs per scenario (median)")
+    parser.add_argument("--copy-rows", type=int, default=1_000_000)
+    parser.add_argument("--drain-readings", type=int, default=1_000_000)
+    parser.add_argument("--rate", type=float, default=150_000, help="sustained readings/s")
+    parser.add_argument("--duration-s", type=float, default=120)
+    parser.add_argument("--burst-readings", type=int, default=10_000_000)
+    parser.add_argument(
+        "--latency-share", type=float, default=0.2, help="of the drain rate, for latency"
+    )
+    parser.add_argument("--latency-duration-s", type=float, default=30)
+    parser.add_argument(
+        "--batch-readings", type=int, help="HAZMON_BATCH_MAX_READINGS for ingest (default: its own)"
+    )
+    args = parser.parse_args(argv)
+    ingest_settings = {}
+    if args.batch_readings:
+        ingest_settings["batch_max_readings"] = args.batch_readings
+    print("command:", " ".join(["bench/ingest_bench.py", *(argv or sys.argv[1:])]), flush=True)
+    results: dict[str, dict[str, float]] = {}
+    with bench_environment(ingest_settings) as bench:
+        if "ceilings" in args.scenarios:
+            results["copy"] = _measure(
+                "copy ceilings, rows/s", args.runs, lambda: ceiling_copy(bench, args.copy_rows)
+            )
+            results["broker"] = _measure(
+                "broker ceiling, msgs/s",
+                args.runs,
+                lambda: ceiling_broker(bench, args.drain_readings // 50),
+            )
+        if "drain" in args.scenarios:
+            results["drain"] = _measure(
+                "drain (maximum rate)", args.runs, lambda: drain(bench, args.drain_readings)
+            )
+        if "sustained" in args.scenarios:
+            results["sustained"] = _measure(
+                "sustained",
+                args.runs,
+                lambda: sustained(bench, args.rate, args.duration_s),
+            )
+        if "burst" in args.scenarios:
+            results["burst"] = _measure("burst", 1, lambda: burst(bench, args.burst_readings))
+        if "latency" in args.scenarios:
+            maximum = results.get("drain", {}).get("readings_s", args.rate)
+            results["latency"] = _measure(
+                "latency",
+                args.runs,
+                lambda: latency(bench, maximum * args.latency_share, args.latency_duration_s),
+            )
+    _ratios(results)
+    print(json.dumps(results))
+    return 0
+
+
+def _ratios(results: dict[str, dict[str, float]]) -> None:
+    copy = results.get("copy")
+    if copy is None:
+        return
+    print(
+        f"ratios: idempotent/plain COPY {copy['staged_idempotent'] / copy['plain_copy']:.2f}, "
+        f"hazmon write path/plain COPY {copy['hazmon'] / copy['plain_copy']:.2f}"
+    )
+    for name in ("drain", "sustained", "burst"):
+        if name in results:
+            rate = results[name].get("committed_readings_s", results[name].get("readings_s"))
+            assert rate is not None
+            print(
+                f"ratios: {name} {rate:,.0f} readings/s = "
+                f"{rate / copy['plain_copy']:.2f} × plain COPY, "
+                f"{rate / copy['staged_idempotent']:.2f} × idempotent COPY"
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
