@@ -131,6 +131,7 @@ def create_app(settings: Settings | None = None, registry: CollectorRegistry = R
         tokens,
     ):
         app.include_router(module.router, responses=API_ERRORS)
+    app.include_router(thresholds.effective_router, responses=API_ERRORS)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(Observe, metrics=ApiMetrics.create(registry))
     registry.register(PoolCollector(app.state))

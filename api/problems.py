@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from hazmon.auth import AuthError
 from hazmon.catalogue import CatalogueError
 from registry import HazardError
+from rules import RulesError
 
 log = logging.getLogger("hazmon.api")
 
@@ -146,5 +147,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(CatalogueError, _domain_error)
     app.add_exception_handler(AuthError, _domain_error)
     app.add_exception_handler(OverflowError, _domain_error)
+    app.add_exception_handler(RulesError, _domain_error)
     app.add_exception_handler(psycopg.Error, _database_error)
     app.add_exception_handler(Exception, _unexpected)

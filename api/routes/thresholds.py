@@ -1,27 +1,37 @@
-"""Threshold overrides (阈值): a work's or a series' own values in place of the default profile.
+"""Thresholds (阈值): the effective values of every rule, and the overrides that change them.
 
 The default profiles are data files (rules/profiles/, with the standard behind each number);
 an override row replaces parts of one rule for one work (all its series of that metric) or for
-one series. Regulators and admins edit them, within their scope.
+one series. Regulators and admins edit overrides within their scope. Every write is checked by
+resolving the work's rules with the rule engine itself, so an override the engine would refuse
+(ingest loads them at start) is refused here with 422 instead.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+import rules
 from api.deps import ConnDep, Id32
-from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
+from api.query import MAX_LIMIT, Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
 from api.routes.series import SERIES
 from api.routes.works import WORKS
 from api.security import ReaderDep, ThresholdEditorDep
+from hazmon.auth import Principal
 from hazmon.catalogue import CatalogueError, hazard_kind
 
 router = APIRouter(prefix="/thresholds", tags=["thresholds"])
+effective_router = APIRouter(prefix="/works", tags=["thresholds"])
 
 THRESHOLDS = Resource(
     name="threshold",
@@ -91,6 +101,130 @@ class ThresholdsPublic(BaseModel):
     count: int
 
 
+class LevelPublic(BaseModel):
+    """One graded level of a rule as it applies now."""
+
+    grade: int
+    grade_name: str
+    value: float
+    label_zh: str
+    label_en: str
+    source: str
+
+
+class RulePublic(BaseModel):
+    """A rule resolved for one series: default profile, design values, then overrides."""
+
+    rule: str
+    kind: str
+    direction: int
+    levels: list[LevelPublic]
+    hysteresis: float
+    debounce: int
+    resolve_after: int
+    overridden: bool
+
+
+class SeriesRulesPublic(BaseModel):
+    """The effective rules of one series."""
+
+    series_id: int
+    device_code: str
+    metric: str
+    rules: list[RulePublic]
+
+
+class WorkThresholdsPublic(BaseModel):
+    """Effective thresholds of every series of a work, and the overrides behind them."""
+
+    work_id: int
+    hazard_kind: str
+    series: list[SeriesRulesPublic]
+    overrides: list[ThresholdPublic]
+    notes: list[str]
+
+
+@cache
+def _profiles() -> Mapping[str, rules.Profile]:
+    """The shipped default profiles, loaded (and checked) on first use."""
+    return rules.load_profiles()
+
+
+async def _resolve(
+    conn: AsyncConnection[dict[str, Any]], who: Principal, work_id: int
+) -> WorkThresholdsPublic:
+    """Resolve the rules of a work's series with the rule engine; ProfileError if it refuses."""
+    work = await fetch_one(conn, WORKS, who, work_id)
+    everything = Page(MAX_LIMIT, 0, "id")
+    series, _ = await fetch_page(
+        conn, SERIES, who, everything, Filters().add("d.work_id = %(w)s", w=work_id)
+    )
+    overrides, _ = await fetch_page(
+        conn, THRESHOLDS, who, everything, Filters().add("w.id = %(w)s", w=work_id)
+    )
+    infos = [
+        rules.SeriesInfo(
+            series_id=row["id"],
+            device_id=row["device_id"],
+            work_id=work_id,
+            site_code=row["site_code"],
+            device_code=row["device_code"],
+            hazard_kind=work["hazard_kind"],
+            metric=row["metric"],
+            work_params=work["params"],
+            sampling_period_s=row["sampling_period_s"],
+        )
+        for row in series
+    ]
+    rows = [
+        rules.Override(o["rule"], o["metric"], o["params"], o["work_id"], o["series_id"])
+        for o in overrides
+    ]
+    engine = await run_in_threadpool(rules.Engine, infos, _profiles(), rows)
+    touched = {(o["rule"], o["work_id"], o["series_id"]) for o in overrides}
+
+    def public(info: rules.SeriesInfo, rule: rules.ResolvedRule) -> RulePublic:
+        levels = [
+            LevelPublic(
+                grade=grade.value,
+                grade_name=grade.name.lower(),
+                value=value,
+                label_zh=rule.labels[grade - 1][0],
+                label_en=rule.labels[grade - 1][1],
+                source=rule.sources[grade - 1] if len(rule.sources) >= grade else "",
+            )
+            for grade, value in zip(list(rules.Grade)[1:], rule.thresholds, strict=True)
+            if not math.isnan(value)
+        ]
+        overridden = bool(touched & {(rule.rule, work_id, None), (rule.rule, None, info.series_id)})
+        return RulePublic(
+            rule=rule.rule,
+            kind=rule.kind,
+            direction=rule.direction,
+            levels=levels,
+            hysteresis=rule.hysteresis,
+            debounce=rule.debounce,
+            resolve_after=rule.resolve_after,
+            overridden=overridden,
+        )
+
+    return WorkThresholdsPublic(
+        work_id=work_id,
+        hazard_kind=work["hazard_kind"],
+        series=[
+            SeriesRulesPublic(
+                series_id=info.series_id,
+                device_code=info.device_code,
+                metric=info.metric,
+                rules=[public(info, r) for r in engine.rules_of(info.series_id)],
+            )
+            for info in infos
+        ],
+        overrides=[ThresholdPublic.model_validate(o) for o in overrides],
+        notes=engine.warnings,
+    )
+
+
 @router.get("", response_model=ThresholdsPublic, summary="阈值覆盖列表 / list overrides")
 async def list_thresholds(
     conn: ConnDep,
@@ -128,11 +262,16 @@ async def create_threshold(
         series = await fetch_one(conn, SERIES, who, body.series_id)
         if series["metric"] != body.metric:
             raise CatalogueError(f"series {body.series_id} measures {series['metric']!r}")
+        work = await fetch_one(conn, WORKS, who, series["work_id"])
     else:
         work = await fetch_one(conn, WORKS, who, body.work_id)
-        kind = hazard_kind(work["hazard_kind"])
-        if body.metric not in kind.metrics:
-            raise CatalogueError(f"{body.metric!r} is not a {kind.code} metric")
+        if body.metric not in hazard_kind(work["hazard_kind"]).metrics:
+            raise CatalogueError(f"{body.metric!r} is not a {work['hazard_kind']} metric")
+    known = [r.rule for r in _profiles()[work["hazard_kind"]].rules_for(body.metric)]
+    if body.rule not in known:
+        raise CatalogueError(
+            f"no rule {body.rule!r} for {body.metric} (known: {', '.join(known) or 'none'})"
+        )
     cur = await conn.execute(
         """INSERT INTO thresholds (work_id, series_id, metric, rule, params, source)
            VALUES (%(work_id)s, %(series_id)s, %(metric)s, %(rule)s, %(params)s, %(source)s)
@@ -141,6 +280,7 @@ async def create_threshold(
     )
     row = await cur.fetchone()
     assert row is not None
+    await _resolve(conn, who, work["id"])
     return ThresholdPublic.model_validate(await fetch_one(conn, THRESHOLDS, who, row["id"]))
 
 
@@ -149,11 +289,12 @@ async def update_threshold(
     conn: ConnDep, who: ThresholdEditorDep, threshold_id: Id32, body: ThresholdUpdate
 ) -> ThresholdPublic:
     """Replace an override's values or source."""
-    await fetch_one(conn, THRESHOLDS, who, threshold_id, lock="t")
+    old = await fetch_one(conn, THRESHOLDS, who, threshold_id, lock="t")
     fields: dict[str, Any] = body.model_dump(exclude_none=True)
     if body.params is not None:
         fields["params"] = Jsonb(body.params)
     await update_row(conn, "thresholds", threshold_id, fields)
+    await _resolve(conn, who, old["of_work_id"])
     return ThresholdPublic.model_validate(await fetch_one(conn, THRESHOLDS, who, threshold_id))
 
 
@@ -164,3 +305,16 @@ async def delete_threshold(conn: ConnDep, who: ThresholdEditorDep, threshold_id:
     """Remove an override: the default profile applies again."""
     await fetch_one(conn, THRESHOLDS, who, threshold_id, lock="t")
     await conn.execute("DELETE FROM thresholds WHERE id = %(id)s", {"id": threshold_id})
+
+
+@effective_router.get(
+    "/{work_id}/thresholds",
+    response_model=WorkThresholdsPublic,
+    summary="有效阈值 / effective thresholds of a work's series",
+)
+async def get_effective_thresholds(
+    conn: ConnDep, who: ReaderDep, work_id: Id32
+) -> WorkThresholdsPublic:
+    """Every rule of every series of a work as it applies now: default profile, resolved with
+    the work's design values, then its overrides; each level with its source."""
+    return await _resolve(conn, who, work_id)

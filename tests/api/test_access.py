@@ -75,6 +75,8 @@ CASES: list[Case] = [
     Case("GET", "/thresholds", READERS),
     Case("GET", "/thresholds/{a.threshold}", READERS),
     Case("GET", "/thresholds/{b.threshold}", READERS, tenant="B"),
+    Case("GET", "/works/{a.work}/thresholds", READERS),
+    Case("GET", "/works/{b.work}/thresholds", READERS, tenant="B"),
     Case("GET", "/alerts", READERS),
     Case("GET", "/alerts/{a.alert}", READERS),
     Case("GET", "/alerts/{b.alert}", READERS, tenant="B"),
