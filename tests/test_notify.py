@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from notify import Notifier, RetryPolicy, sign_generic
+from tests.alerts import open_alert
 from tests.inventories import crane_site, load
 
 
@@ -66,25 +67,6 @@ def _subscribe(conn: psycopg.Connection[Any], kind: str, url: str, **kw: Any) ->
     return int(row[0])
 
 
-def _open_alert(conn: psycopg.Connection[Any], grade: int) -> int:
-    row = conn.execute(
-        """INSERT INTO alerts (series_id, rule, grade, state, opened_at, updated_at, value,
-                               threshold, message_zh, message_en)
-           SELECT se.id, 'moment_ratio', %s, 'open', now(), now(), 1.02, 1.0,
-                  '起重力矩 102%%，达到额定值', 'moment 102 %% of rated'
-           FROM series se WHERE se.metric = 'moment_ratio' LIMIT 1 RETURNING id""",
-        (grade,),
-    ).fetchone()
-    assert row is not None
-    conn.execute(
-        """INSERT INTO alert_transitions (alert_id, action, grade_from, grade_to, reading_at, value,
-                                          threshold, message_zh, message_en)
-           VALUES (%s, 'open', 0, %s, now(), 1.02, 1.0, '起重力矩 102%%', 'moment 102 %%')""",
-        (row[0], grade),
-    )
-    return int(row[0])
-
-
 def _notifier() -> Notifier:
     return Notifier(
         "unused",
@@ -99,7 +81,7 @@ def test_transition_enqueues_for_matching_subscriptions_only(db_url: str, tmp_pa
         match_city = _subscribe(conn, "generic", "http://x", region="4201")
         _subscribe(conn, "generic", "http://x", region="4301")  # another province
         _subscribe(conn, "generic", "http://x", min_grade=4)  # red only
-        _open_alert(conn, grade=3)
+        open_alert(conn, grade=3)
         rows = conn.execute("SELECT subscription_id, payload FROM outbox").fetchall()
     assert [r[0] for r in rows] == [match_city]
     payload = rows[0][1]
@@ -116,7 +98,7 @@ def test_generic_webhook_is_signed_and_retried_until_accepted(db_url: str, tmp_p
         psycopg.connect(db_url, autocommit=True) as conn,
     ):
         _subscribe(conn, "generic", receiver.url + "/hook", secret="s3cret")
-        _open_alert(conn, grade=4)
+        open_alert(conn, grade=4)
         notifier = _notifier()
         with httpx.Client(timeout=2) as http:
             for _ in range(50):
@@ -157,7 +139,7 @@ def test_chat_robots_get_their_format_and_a_200_refusal_is_retried(
         psycopg.connect(db_url, autocommit=True) as conn,
     ):
         _subscribe(conn, kind, receiver.url + "/robot?key=abc", secret="sec")
-        _open_alert(conn, grade=3)
+        open_alert(conn, grade=3)
         notifier = _notifier()
         with httpx.Client(timeout=2) as http:
             for _ in range(50):
