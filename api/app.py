@@ -96,7 +96,9 @@ def create_app(settings: Settings | None = None, registry: CollectorRegistry = R
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = async_pool(settings.database_url)
+        pool = async_pool(
+            settings.database_url, statement_timeout_s=settings.api_statement_timeout_s
+        )
         await pool.open(wait=True, timeout=30)
         app.state.pool = pool
         try:

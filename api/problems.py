@@ -124,7 +124,9 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
         return problem(request, 409, f"conflicts with the stored data: {text}")
     if isinstance(exc, psycopg.errors.DataError):
         return problem(request, 422, f"invalid value: {text}")
-    if isinstance(exc, psycopg.OperationalError | psycopg.errors.QueryCanceled):
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return problem(request, 503, "the query took too long; narrow the range or filters")
+    if isinstance(exc, psycopg.OperationalError):
         log.warning("database unavailable", extra={"error": type(exc).__name__})
         return problem(request, 503, "the database is unavailable; retry later")
     return await _unexpected(request, exc)

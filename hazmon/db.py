@@ -79,9 +79,21 @@ def sync_pool(
 
 
 def async_pool(
-    url: str, *, min_size: int = 1, max_size: int = 8, name: str = "hazmon-api"
+    url: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 8,
+    name: str = "hazmon-api",
+    statement_timeout_s: float | None = None,
 ) -> AsyncConnectionPool:
-    """A closed asynchronous pool; open it in the application's lifespan."""
+    """A closed asynchronous pool; open it in the application's lifespan.
+
+    Args:
+        statement_timeout_s: cancel any statement running longer (None: the server's default).
+    """
+    kwargs: dict[str, Any] = {}
+    if statement_timeout_s is not None:
+        kwargs["options"] = f"-c statement_timeout={round(statement_timeout_s * 1000)}"
     return AsyncConnectionPool(
-        url, min_size=min_size, max_size=max_size, open=False, name=name, timeout=30
+        url, min_size=min_size, max_size=max_size, open=False, name=name, timeout=30, kwargs=kwargs
     )

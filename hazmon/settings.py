@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="larger request bodies are refused with 413"
     )
+    api_statement_timeout_s: float = Field(
+        default=30.0, gt=0, description="an API query running longer is cancelled (503)"
+    )
 
     @field_validator("mqtt_url")
     @classmethod

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 
 import httpx
+import psycopg
 import pytest
 
 from hazmon.settings import Settings
@@ -98,3 +99,25 @@ def test_access_log_names_route_status_and_role_but_no_secret(
     assert records[1].__dict__["status"] == 403
     for record in records:
         assert token not in str(record.__dict__)
+
+
+def test_a_query_past_the_statement_timeout_is_cancelled_with_503(
+    settings: Settings, world: World
+) -> None:
+    hazard = world.ids["A"]["hazard_registered"]
+    impatient = settings.model_copy(update={"api_statement_timeout_s": 0.5})
+    with (
+        running_api(impatient) as base,
+        psycopg.connect(world.db_url) as blocker,
+    ):
+        # another session holds the hazard's row lock, so the action's FOR UPDATE must wait
+        blocker.execute("SELECT 1 FROM hazards WHERE id = %s FOR UPDATE", (hazard,))
+        response = httpx.post(
+            f"{base}/hazards/{hazard}/rectify",
+            headers=bearer(world.tokens["admin"] or ""),
+            json={},
+            timeout=10,
+        )
+        blocker.rollback()
+    assert response.status_code == 503
+    assert "too long" in response.json()["detail"]
