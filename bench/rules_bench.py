@@ -134,9 +134,14 @@ def stream(model: NDArray[np.float64], n_batches: int, batch: int, seed: int = 7
     return out
 
 
-def run_engine(series: list[SeriesInfo], batches: list[Batch]) -> tuple[float, float, Counter[str]]:
-    """Readings/s by wall clock and by this process's CPU time, and the transitions made."""
+def run_engine(
+    series: list[SeriesInfo], warmup: list[Batch], batches: list[Batch]
+) -> tuple[float, float, Counter[str]]:
+    """Readings/s by wall clock and by this process's CPU time, and the transitions made,
+    after `warmup` batches (every series seen: initial baselines set, windows filling)."""
     engine = Engine(series, load_profiles())
+    for b in warmup:
+        engine.evaluate(b, int(b.time_us.max()))
     actions: Counter[str] = Counter()
     start, start_cpu = time.perf_counter(), time.process_time()
     for b in batches:
@@ -147,8 +152,10 @@ def run_engine(series: list[SeriesInfo], batches: list[Batch]) -> tuple[float, f
     return n / wall, n / cpu, actions
 
 
-def run_reference(series: list[SeriesInfo], batches: list[Batch]) -> float:
+def run_reference(series: list[SeriesInfo], warmup: list[Batch], batches: list[Batch]) -> float:
     reference = Reference(Engine(series, load_profiles()))
+    for b in warmup:
+        reference.evaluate(b)
     start = time.perf_counter()
     for b in batches:
         reference.evaluate(b)
@@ -180,10 +187,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=5_000)
     parser.add_argument("--batches", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--reference-batches", type=int, default=4)
     args = parser.parse_args()
     series, model = registry(args.series)
-    batches = stream(model, args.batches, args.batch)
+    everything = stream(model, args.warmup + args.batches, args.batch)
+    warmup, batches = everything[: args.warmup], everything[args.warmup :]
     probe = Engine(series, load_profiles())
     kinds = Counter(r.kind for s in series for r in probe.rules_of(s.series_id))
     print(f"series {len(series)}, rule slots {sum(kinds.values())}: {dict(sorted(kinds.items()))}")
@@ -194,11 +203,11 @@ def main() -> None:
     engine_rates, engine_cpu = [], []
     actions: Counter[str] = Counter()
     for _ in range(args.repeats):
-        r, c, actions = run_engine(series, batches)
+        r, c, actions = run_engine(series, warmup, batches)
         engine_rates.append(r)
         engine_cpu.append(c)
     ref_rates = [
-        run_reference(series, batches[: args.reference_batches])
+        run_reference(series, warmup, batches[: args.reference_batches])
         for _ in range(max(1, args.repeats // 2))
     ]
     ceil = [ceilings(batches) for _ in range(args.repeats)]

@@ -708,9 +708,14 @@ class Engine:
         if not self._need_initial:
             return
         first = np.flatnonzero(starts)
-        need = self._need_initial_mask[sx[first]]
-        for i in first[need]:
-            self.set_baseline(int(self._series[sx[i]].series_id), float(v[i]), int(t[i]))
+        rows = first[self._need_initial_mask[sx[first]]]
+        if rows.shape[0]:
+            # these series have no baseline at all: column 0 of their rows is free
+            x = sx[rows]
+            self._base_t[x, 0] = self._base_now_t[x] = t[rows]
+            self._base_v[x, 0] = self._base_now_v[x] = v[rows]
+            self._need_initial_mask[x] = False
+            self._need_initial -= int(rows.shape[0])
 
     def _stuck(
         self,
