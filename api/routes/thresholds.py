@@ -267,7 +267,8 @@ async def create_threshold(
         work = await fetch_one(conn, WORKS, who, body.work_id)
         if body.metric not in hazard_kind(work["hazard_kind"]).metrics:
             raise CatalogueError(f"{body.metric!r} is not a {work['hazard_kind']} metric")
-    known = [r.rule for r in _profiles()[work["hazard_kind"]].rules_for(body.metric)]
+    profile = _profiles().get(work["hazard_kind"])
+    known = [r.rule for r in profile.rules_for(body.metric)] if profile else []
     if body.rule not in known:
         raise CatalogueError(
             f"no rule {body.rule!r} for {body.metric} (known: {', '.join(known) or 'none'})"
