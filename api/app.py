@@ -134,6 +134,7 @@ def create_app(settings: Settings | None = None, registry: CollectorRegistry = R
     ):
         app.include_router(module.router, responses=API_ERRORS)
     app.include_router(thresholds.effective_router, responses=API_ERRORS)
+    app.include_router(tokens.me_router, responses=API_ERRORS)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(Observe, metrics=ApiMetrics.create(registry))
     registry.register(PoolCollector(app.state))

@@ -10,10 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ConnDep, Id32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
-from api.security import AdminDep
+from api.security import AdminDep, ReaderDep
 from hazmon.auth import INSERT_GRANT_SQL, MAX_EXPIRES_DAYS, REVOKE_GRANT_SQL, Role, grant
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
+me_router = APIRouter(tags=["tokens"])
 
 TOKENS = Resource(
     name="token",
@@ -62,6 +63,17 @@ class TokensPublic(BaseModel):
     count: int
 
 
+class CallerPublic(BaseModel):
+    """Who the caller is: the token's role and scope."""
+
+    token_id: int
+    name: str
+    role: Role
+    region_prefix: str
+    enterprise: str
+    site_id: int | None
+
+
 class TokenCreated(TokenPublic):
     """A new token: `token` is shown this once."""
 
@@ -104,3 +116,16 @@ async def revoke_token(conn: ConnDep, who: AdminDep, token_id: Id32) -> None:
     cur = await conn.execute(REVOKE_GRANT_SQL, {"id": token_id})
     if await cur.fetchone() is None:
         raise HTTPException(404, f"no unrevoked token {token_id}")
+
+
+@me_router.get("/me", response_model=CallerPublic, summary="当前身份 / who am I")
+async def get_me(who: ReaderDep) -> CallerPublic:
+    """The calling token's role and scope, so a client can tell what it will see."""
+    return CallerPublic(
+        token_id=who.token_id,
+        name=who.name,
+        role=who.role,
+        region_prefix=who.region_prefix,
+        enterprise=who.enterprise,
+        site_id=who.site_id,
+    )

@@ -91,6 +91,7 @@ CASES: list[Case] = [
     Case("GET", "/dead-letters", ADMIN),
     Case("GET", "/dead-letters/{x.dead_letter}", ADMIN),
     Case("GET", "/tokens", ADMIN),
+    Case("GET", "/me", READERS),
     # registry writes: admin only
     Case(
         "POST",

@@ -45,6 +45,8 @@ def test_cli_token_is_shown_once_stored_hashed_scoped_and_revocable(world: World
     assert token not in stored
     assert region == "4201"
     with httpx.Client(base_url=world.base, headers=bearer(token)) as http:
+        me = http.get("/me").json()
+        assert (me["token_id"], me["role"], me["region_prefix"]) == (token_id, "inspector", "4201")
         sites = http.get("/sites").json()
         assert [s["code"] for s in sites["data"]] == ["A"]
         assert _hazmon(world, "token", "revoke", str(token_id)).returncode == 0
