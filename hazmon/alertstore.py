@@ -259,8 +259,17 @@ FROM (SELECT id FROM cover UNION ALL SELECT id FROM ins) a
 """
 
 
+# An initial baseline the engine took from a series' first reading (action 'baseline').
+_BASELINE_SQL = """
+INSERT INTO baselines (series_id, value, valid_from, reason, set_by)
+SELECT %(sid)s, %(value)s, %(at)s, 'initial', 'engine'
+WHERE NOT EXISTS (SELECT 1 FROM baselines WHERE series_id = %(sid)s)
+"""
+
+
 def record(conn: psycopg.Connection[Any], transitions: Sequence[rules.Transition]) -> None:
-    """Write transitions into `alerts` and `alert_transitions`, in order.
+    """Write transitions into `alerts` and `alert_transitions`, in order; `baseline`
+    transitions become initial records in `baselines`.
 
     Runs inside the caller's transaction and does not commit.
 
@@ -268,9 +277,12 @@ def record(conn: psycopg.Connection[Any], transitions: Sequence[rules.Transition
         conn: the connection whose transaction also holds the batch's readings.
         transitions: as returned by `Engine.evaluate` and `Engine.tick`.
     """
-    live = [_params(t) for t in transitions if t.action != "late"]
+    live = [_params(t) for t in transitions if t.action not in ("late", "baseline")]
     late = [_params(t) for t in transitions if t.action == "late"]
+    base = [_params(t) for t in transitions if t.action == "baseline"]
     with conn.cursor() as cur:
+        if base:
+            cur.executemany(_BASELINE_SQL, base)
         if live:
             cur.executemany(_RECORD_SQL, live)
         if late:

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from rules import kernels as k
 from rules.messages import (
     Subject,
+    baseline_message,
     late_message,
     level_message,
     offline_message,
@@ -533,7 +534,7 @@ class Engine:
         self._skip_quiet = emit
         starts = k.segment_starts(sx)
         prev_v = k.previous(v, starts, self._last_v[sx])
-        self._set_initial_baselines(sx, t, v, starts)
+        out += self._set_initial_baselines(sx, t, v, starts, emit)
         parts: list[_Graded] = []
         suspect = np.zeros(sx.shape[0], dtype=np.bool_)
         if self._present["jump"]:
@@ -703,19 +704,44 @@ class Engine:
         t: NDArray[np.int64],
         v: NDArray[np.float64],
         starts: NDArray[np.bool_],
-    ) -> None:
-        """A cumulative series without any baseline takes its first reading as the initial one."""
+        emit: bool,
+    ) -> list[Transition]:
+        """A cumulative series without any baseline takes its first reading as the initial
+        one; a `baseline` transition per series asks the store to keep it as a dated record
+        (so that a restart uses the same baseline even if older readings arrive later)."""
         if not self._need_initial:
-            return
+            return []
         first = np.flatnonzero(starts)
         rows = first[self._need_initial_mask[sx[first]]]
-        if rows.shape[0]:
-            # these series have no baseline at all: column 0 of their rows is free
-            x = sx[rows]
-            self._base_t[x, 0] = self._base_now_t[x] = t[rows]
-            self._base_v[x, 0] = self._base_now_v[x] = v[rows]
-            self._need_initial_mask[x] = False
-            self._need_initial -= int(rows.shape[0])
+        if rows.shape[0] == 0:
+            return []
+        # these series have no baseline at all: column 0 of their rows is free
+        x = sx[rows]
+        self._base_t[x, 0] = self._base_now_t[x] = t[rows]
+        self._base_v[x, 0] = self._base_now_v[x] = v[rows]
+        self._need_initial_mask[x] = False
+        self._need_initial -= int(rows.shape[0])
+        if not emit:
+            return []
+        out = []
+        for i in rows.tolist():
+            slot = self._slots[int(self._slot_of["cumulative"][sx[i]])]
+            zh, en = baseline_message(slot.subject, float(v[i]))
+            out.append(
+                Transition(
+                    slot.series_id,
+                    slot.rule.rule,
+                    "baseline",
+                    Grade.NORMAL,
+                    Grade.NORMAL,
+                    int(t[i]),
+                    float(v[i]),
+                    math.nan,
+                    zh,
+                    en,
+                )
+            )
+        return out
 
     def _stuck(
         self,

@@ -201,3 +201,12 @@ def online_message(subject: Subject) -> tuple[str, str]:
         f"告警解除：设备 {subject.device_code} 恢复上报数据",
         f"resolved: device {subject.device_code} reports again",
     )
+
+
+def baseline_message(subject: Subject, value: float) -> tuple[str, str]:
+    """Explain an initial baseline taken from a series' first reading."""
+    q = f"{number(value)} {subject.unit}".rstrip()
+    return (
+        f"{subject.name_zh}初始基准值 {q}（首个读数）",
+        f"{subject.name_en}: initial baseline {q} (first reading)",
+    )

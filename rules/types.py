@@ -10,13 +10,15 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-Action = Literal["open", "escalate", "deescalate", "resolve", "suspect", "late"]
+Action = Literal["open", "escalate", "deescalate", "resolve", "suspect", "late", "baseline"]
 """What a transition does to the alert of one (series, rule).
 
 `open` starts a structural or offline alert; `suspect` starts a sensor-fault alert (the series'
 readings are suspect, no structural alarm); `escalate`/`deescalate` change the grade of the open
 alert; `resolve` ends it; `late` records readings that arrived after newer ones had been graded
-(a buffered gateway flush): they are graded at their own time and never re-open an alert.
+(a buffered gateway flush): they are graded at their own time and never re-open an alert;
+`baseline` is not an alert change: a cumulative rule took the series' first reading as its
+initial baseline (value = the baseline), to be stored as a dated record (`hazmon.alertstore`).
 """
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from hazmon.catalogue import catalogue
 from rules import Batch, Engine, Grade, ResolvedRule, Transition
 from rules.engine import KIND_ORDER, LATE_KINDS, US
-from rules.messages import Subject, late_message, level_message
+from rules.messages import Subject, baseline_message, late_message, level_message
 from rules.profiles import DAY_S, SENSOR_KINDS
 from rules.types import Action
 
@@ -65,6 +65,7 @@ class Reference:
                         up, hold = _thresholds(rule)
                         self.slots.append(RefSlot(sid, rule, subject_of[sid], up, hold))
         self.wind: dict[int, tuple[int, float]] = {}
+        self.baselines_made: list[Transition] = []
         self.hosts = [(i, s) for i, s in enumerate(self.slots) if s.rule.kind == "crane_wind"]
         self.by_series: dict[int, dict[str, list[tuple[int, RefSlot]]]] = {}
         for i, slot in enumerate(self.slots):
@@ -98,8 +99,10 @@ class Reference:
         for r in fresh:
             by_sid.setdefault(r[0], []).append(r)
         suspect: set[tuple[int, int]] = set()
+        self.baselines_made = []
         for sid in sorted(by_sid):
             suspect |= self._series_rows(sid, by_sid[sid], per_slot)
+        out += self.baselines_made
         self._wind_rows(by_sid, suspect, per_slot)
         for i in sorted(per_slot):
             out += self._machine(self.slots[i], per_slot[i])
@@ -120,8 +123,26 @@ class Reference:
         """Grade one series' fresh rows for every kind but the crane-and-wind combination;
         return its rows flagged as jumps (suspect)."""
         st = self.series[sid]
-        if self._slots_of(sid, "cumulative") and not st.baselines:
-            st.baselines.append((rows[0][1], rows[0][2]))
+        cumulative = self._slots_of(sid, "cumulative")
+        if cumulative and not st.baselines:
+            t0, v0 = rows[0][1], rows[0][2]
+            st.baselines.append((t0, v0))
+            slot = cumulative[0][1]
+            zh, en = baseline_message(slot.subject, v0)
+            self.baselines_made.append(
+                Transition(
+                    sid,
+                    slot.rule.rule,
+                    "baseline",
+                    Grade.NORMAL,
+                    Grade.NORMAL,
+                    t0,
+                    v0,
+                    math.nan,
+                    zh,
+                    en,
+                )
+            )
         prev_v = st.last_v
         good: list[tuple[int, float]] = []
         suspects: set[tuple[int, int]] = set()

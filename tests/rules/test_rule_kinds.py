@@ -179,7 +179,19 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_rule_kind(case: Case) -> None:
     _, out = run(case)
-    assert [(t.rule, t.action, int(t.grade_from), int(t.grade_to)) for t in out] == case.expected
+    alerts = [t for t in out if t.action != "baseline"]
+    assert [(t.rule, t.action, int(t.grade_from), int(t.grade_to)) for t in alerts] == (
+        case.expected
+    )
+
+
+def test_first_reading_becomes_the_initial_baseline_once() -> None:
+    _, out = run(CASES[9])
+    base = [t for t in out if t.action == "baseline"]
+    assert [(t.series_id, t.rule, t.value, t.time_us) for t in base] == [
+        (5, "wall_top_h", 100.0, T0_US)
+    ]
+    assert base[0].message_zh == "围护墙顶部水平位移初始基准值 100 mm（首个读数）"
 
 
 def test_message_explains_in_chinese_and_english() -> None:
