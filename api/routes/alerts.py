@@ -7,7 +7,7 @@ the person and the note as a transition; an acknowledged alert that later escala
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
@@ -77,8 +77,8 @@ class AlertAcknowledge(BaseModel):
     )
 
 
-def _alert(row: dict[str, object]) -> AlertPublic:
-    return AlertPublic.model_validate({**row, "grade_name": GRADE_NAMES[int(str(row["grade"]))]})
+def _alert(row: dict[str, Any]) -> AlertPublic:
+    return AlertPublic.model_validate({**row, "grade_name": GRADE_NAMES[row["grade"]]})
 
 
 @router.get("", response_model=AlertsPublic, summary="报警列表 / list alerts")
