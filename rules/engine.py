@@ -61,13 +61,13 @@ _RING = 16  # rate checkpoints kept per series: one per window/4 over 3 windows,
 
 
 class _Graded(NamedTuple):
-    """Rows of one rule kind graded for the state machine, sorted by slot then time."""
+    """Rows of one rule kind graded for the state machine, sorted by slot then time.
 
-    slot: NDArray[np.int64]
-    rows: NDArray[np.int64]
+    `ints` holds four columns: slot, row (index into the sorted batch), g_up, g_hold.
+    """
+
+    ints: NDArray[np.int64]
     measure: NDArray[np.float64]
-    g_up: NDArray[np.int64]
-    g_hold: NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -647,7 +647,7 @@ class Engine:
         keep = self._keep(slot, hot) if self._skip_quiet else ~np.isnan(m)
         slot, rows, m, signed = slot[keep], rows[keep], m[keep], signed[keep]
         g_up, g_hold = k.grade_pair(signed, self._thr_both[slot])
-        return _Graded(slot, rows, m, g_up, g_hold)
+        return _Graded(np.stack((slot, rows, g_up, g_hold), axis=1), m)
 
     def _keep(self, slot: NDArray[np.int64], hot: NDArray[np.bool_]) -> NDArray[np.bool_]:
         """Rows of slots that are busy or have a hot row in this batch (all their rows)."""
@@ -671,7 +671,7 @@ class Engine:
             keep = self._keep(slot, hit)
             slot, rows, m, hit = slot[keep], rows[keep], m[keep], hit[keep]
         g = np.where(hit, self._level[slot], 0)
-        return _Graded(slot, rows, m, g, g)
+        return _Graded(np.stack((slot, rows, g, g), axis=1), m)
 
     def _measure(
         self,
@@ -893,30 +893,25 @@ class Engine:
         host_w = self._wind_work[slot]
         wind_rows = good[self._wind_source[sx[good]] >= 0]
         wind_w = self._wind_source[sx[wind_rows]]
-        if rows.shape[0] + wind_rows.shape[0] == 0:
-            return self._single(slot, rows, v[rows], np.zeros(0, dtype=np.bool_))
-        work = np.concatenate((host_w, wind_w))
-        tt = np.concatenate((t[rows], t[wind_rows]))
-        is_wind = np.arange(rows.shape[0] + wind_rows.shape[0]) >= rows.shape[0]
-        # wind before host at equal times: a reading at the same instant counts
-        order = np.lexsort((~is_wind, tt, work))
-        work_s, t_s, wind_s = work[order], tt[order], is_wind[order]
-        vals = np.concatenate((np.full(rows.shape[0], np.nan), v[wind_rows]))[order]
-        seg = k.segment_starts(work_s)
-        first = k.first_index(seg)
-        last_wind = np.maximum.accumulate(np.where(wind_s, np.arange(order.shape[0]), -1))
-        have = last_wind >= first
-        wind_v = np.where(have, vals[np.maximum(last_wind, 0)], self._wind_v[work_s])
-        wind_t = np.where(have, t_s[np.maximum(last_wind, 0)], self._wind_t[work_s])
-        ends = np.flatnonzero(k.segment_ends(seg) & have)
-        newer = t_s[np.maximum(last_wind[ends], 0)] > self._wind_t[work_s[ends]]
-        upd = ends[newer]
-        self._wind_t[work_s[upd]] = t_s[last_wind[upd]]
-        self._wind_v[work_s[upd]] = vals[last_wind[upd]]
-        back = np.empty(order.shape[0], dtype=np.int64)
-        back[order] = np.arange(order.shape[0])
-        host = back[: rows.shape[0]]
-        w_v, w_t = wind_v[host], wind_t[host]
+        wind_t, wind_v = t[wind_rows], v[wind_rows]
+        if wind_rows.shape[0]:
+            # newest wind reading of each work, searchable by (work, time)
+            base = int(min(wind_t.min(), t[rows].min(initial=wind_t.min()))) - 1
+            span = int(max(wind_t.max(), t[rows].max(initial=wind_t.max()))) - base + 1
+            wkey = wind_w * span + (wind_t - base)
+            order = np.argsort(wkey, kind="stable")
+            wkey, wind_w, wind_t, wind_v = wkey[order], wind_w[order], wind_t[order], wind_v[order]
+            j = np.searchsorted(wkey, host_w * span + (t[rows] - base), side="right") - 1
+            jc = np.maximum(j, 0)
+            have = (j >= 0) & (wind_w[jc] == host_w)  # same instant counts
+            w_v = np.where(have, wind_v[jc], self._wind_v[host_w])
+            w_t = np.where(have, wind_t[jc], self._wind_t[host_w])
+            ends = k.segment_ends(k.segment_starts(wind_w))
+            newer = ends & (wind_t > self._wind_t[wind_w])
+            self._wind_t[wind_w[newer]] = wind_t[newer]
+            self._wind_v[wind_w[newer]] = wind_v[newer]
+        else:
+            w_v, w_t = self._wind_v[host_w], self._wind_t[host_w]
         fresh_wind = t[rows] - w_t <= self._max_wind_age_us[slot]
         lifting = v[rows] >= self._min_load[slot]
         hit = lifting & fresh_wind & (w_v >= self._thr_up[slot, 3])
@@ -924,11 +919,9 @@ class Engine:
 
     def _step(self, parts: list[_Graded], t: NDArray[np.int64], emit: bool) -> list[Transition]:
         """Run the state machine over the graded rows of all kinds; store the new state."""
-        slot = np.concatenate([p.slot for p in parts])
-        rows = np.concatenate([p.rows for p in parts])
+        ints = np.concatenate([p.ints for p in parts]).T
+        slot, rows, g_up, g_hold = ints[0], ints[1], ints[2], ints[3]
         measure = np.concatenate([p.measure for p in parts])
-        g_up = np.concatenate([p.g_up for p in parts])
-        g_hold = np.concatenate([p.g_hold for p in parts])
         if slot.shape[0] == 0:
             return []
         starts = k.segment_starts(slot)
