@@ -778,40 +778,37 @@ class Engine:
             return None
         rate = np.full(sx.shape[0], np.nan)
         ri_all = self._rate_of[sx[good]]
-        rows = good[ri_all >= 0]
+        has = ri_all >= 0
+        rows, ri = good[has], ri_all[has]
         if rows.shape[0] == 0:
             return rate
-        ri = self._rate_of[sx[rows]]
         tt, vv = t[rows], v[rows]
         window = self._rate_window[ri]
-        seg = k.segment_starts(sx[rows])
+        seg = k.segment_starts(ri)
         slotn = tt // (window // 4)
-        prev_slot = k.previous(slotn, seg, self._rate_last_slot[ri])
-        is_ck = slotn != prev_slot
+        is_ck = slotn != k.previous(slotn, seg, self._rate_last_slot[ri])
         target = tt - window
-        oldest = tt - 3 * window
+        oldest = target - 2 * window
         rank = np.cumsum(seg) - 1
         ck = np.flatnonzero(is_ck)
-        base = int(oldest.min())
-        span = int(tt.max()) - base + 1
-        if span * (int(rank[-1]) + 1) >= (1 << 62):
-            raise ValueError("batch spans too long a time for the rate index; split it")
-        ck_key = rank[ck] * span + (tt[ck] - base)
-        j = np.searchsorted(ck_key, rank * span + (target - base), side="right") - 1
-        jc = np.maximum(j, 0)
-        ref = ck[jc] if ck.shape[0] else np.zeros_like(jc)
-        in_batch = (j >= 0) & (ck.shape[0] > 0)
-        if ck.shape[0]:
-            in_batch &= (rank[ref] == rank) & (tt[ref] >= oldest)
+        # references in the ring of checkpoints from earlier batches
         ring_t = self._ring_t[ri]
         count = k.count_true(ring_t <= target[:, None]) - 1
         cand = np.maximum(count, 0)
-        ring_ref_t = ring_t[np.arange(ri.shape[0]), cand]
-        ring_ref_v = self._ring_v[ri, cand]
-        in_ring = (count >= 0) & (ring_ref_t >= oldest)
-        ref_t = np.where(in_batch, tt[ref], ring_ref_t)
-        ref_v = np.where(in_batch, vv[ref], ring_ref_v)
-        found = in_batch | in_ring
+        ref_t = ring_t[np.arange(ri.shape[0]), cand]
+        ref_v = self._ring_v[ri, cand]
+        found = (count >= 0) & (ref_t >= oldest)
+        # a batch spanning a whole window can hold newer references itself
+        if ck.shape[0] and int(tt.max()) - int(tt.min()) >= int(window.min()):
+            base = int(oldest.min())
+            span = int(tt.max()) - base + 1
+            ck_key = rank[ck] * span + (tt[ck] - base)
+            j = np.searchsorted(ck_key, rank * span + (target - base), side="right") - 1
+            ref = ck[np.maximum(j, 0)]
+            in_batch = (j >= 0) & (rank[ref] == rank) & (tt[ref] >= oldest)
+            ref_t = np.where(in_batch, tt[ref], ref_t)
+            ref_v = np.where(in_batch, vv[ref], ref_v)
+            found |= in_batch
         span_d = np.where(found, (tt - ref_t) / (DAY_S * US), 1.0)
         rate[rows] = np.where(found, np.abs(vv - ref_v) / span_d, np.nan)
         self._push_checkpoints(ri, seg, rank, ck, tt, vv, slotn)
