@@ -248,15 +248,19 @@ class Engine:
             finite, signed - hyst * np.abs(np.where(finite, signed, 0.0)), np.inf
         )
         self._direction = direction[:, 0]
-        self._scale = np.array([1.0 / r.options.get("scale", 1.0) for r in rules])
-        self._offset = np.array([r.options.get("offset", 0.0) for r in rules])
-        self._abs = np.array(
+        # measure = (value - offset) * scale, its magnitude when `abs`: offset 0 / scale 1 for
+        # absolute, 1 / design for ratio, nominal and 1 / nominal for deviation
+        self._level_params = np.array(
             [
-                bool(r.options.get("abs", r.kind in ("cumulative", "rate", "deviation", "jump")))
+                (
+                    r.options.get("offset", 0.0),
+                    1.0 / r.options.get("scale", 1.0),
+                    float(r.options.get("abs", r.kind in ("cumulative", "rate", "deviation"))),
+                )
                 for r in rules
             ],
-            dtype=np.bool_,
-        )
+            dtype=np.float64,
+        ).reshape(p, 3)
         self._count = np.array([int(r.options.get("count", 1)) for r in rules], dtype=np.int64)
         self._epsilon = np.array([float(r.options.get("epsilon", 0.0)) for r in rules])
         self._debounce = np.array([r.debounce for r in rules], dtype=np.int64)
@@ -630,13 +634,10 @@ class Engine:
     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
         """Rows (indices into the sorted batch) whose series has a `kind` rule, and its slot."""
         table = self._slot_of[kind]
-        if among is None:
-            slot = table[sx]
-            rows = np.flatnonzero(slot >= 0)
-        else:
-            slot = table[sx[among]]
-            rows = among[slot >= 0]
-        return rows, table[sx[rows]]
+        slot = table[sx] if among is None else table[sx[among]]
+        has = slot >= 0
+        rows = np.flatnonzero(has) if among is None else among[has]
+        return rows, slot[has]
 
     def _levels(
         self, slot: NDArray[np.int64], rows: NDArray[np.int64], m: NDArray[np.float64]
@@ -644,7 +645,9 @@ class Engine:
         """Grade a level rule's measure against its thresholds (NaN measures are skipped)."""
         signed = m * self._direction[slot]
         hot = signed >= self._thr_hold[slot, 0]  # NaN: False
-        keep = self._keep(slot, hot) if self._skip_quiet else ~np.isnan(m)
+        keep = ~np.isnan(m)
+        if self._skip_quiet:
+            keep &= self._keep(slot, hot)
         slot, rows, m, signed = slot[keep], rows[keep], m[keep], signed[keep]
         g_up, g_hold = k.grade_pair(signed, self._thr_both[slot])
         return _Graded(np.stack((slot, rows, g_up, g_hold), axis=1), m)
@@ -681,13 +684,14 @@ class Engine:
         v: NDArray[np.float64],
     ) -> NDArray[np.float64]:
         """The graded quantity of a level rule, unsigned (NaN: cannot be graded)."""
-        offset = self._offset[slot]
+        params = self._level_params[slot]  # offset, scale, abs (0/1)
+        offset = params[:, 0]
         cumulative = self._is_cum[slot]
         if cumulative.any():
             offset = offset.copy()
             offset[cumulative] = self._baseline_at(sx[cumulative], t[cumulative])
-        m: NDArray[np.float64] = (v - offset) * self._scale[slot]
-        return np.where(self._abs[slot], np.abs(m), m)
+        m: NDArray[np.float64] = (v - offset) * params[:, 1]
+        return np.where(params[:, 2] > 0, np.abs(m), m)
 
     def _baseline_at(self, sx: NDArray[np.int64], t: NDArray[np.int64]) -> NDArray[np.float64]:
         """The baseline in force at each row's time (NaN before the first)."""
