@@ -188,10 +188,18 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--shuffle", action="store_true", help="shuffle the rows of each batch")
     parser.add_argument("--reference-batches", type=int, default=4)
     args = parser.parse_args()
     series, model = registry(args.series)
     everything = stream(model, args.warmup + args.batches, args.batch)
+    if args.shuffle:  # a device's readings out of time order within a batch: the full sort
+        rng = np.random.default_rng(11)
+        everything = [
+            Batch(b.series_id[p], b.time_us[p], b.value[p])
+            for b in everything
+            for p in [rng.permutation(len(b))]
+        ]
     warmup, batches = everything[: args.warmup], everything[args.warmup :]
     probe = Engine(series, load_profiles())
     kinds = Counter(r.kind for s in series for r in probe.rules_of(s.series_id))

@@ -617,7 +617,12 @@ class Engine:
         same = sx[1:] == sx[:-1]
         backwards = t[1:] < t[:-1]
         if (same & backwards).any():
-            order = np.lexsort((t, sx))
+            # grouped by series already, so the stable (merge) sort has little to do
+            t0 = int(t.min())
+            if int(t.max()) - t0 < (1 << _TIME_BITS) and len(self._series) < (1 << 20):
+                order = np.argsort((sx << _TIME_BITS) | (t - t0), kind="stable")
+            else:
+                order = np.lexsort((t, sx))
             sx, t, v = sx[order], t[order], v[order]
             same = sx[1:] == sx[:-1]
         watermark = self._last_t[sx]
