@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hazmon.db import drop_database, with_database
 from hazmon.migrate import migrate
 from hazmon.settings import Settings
-from ingest.store import _records, copy_readings
+from ingest.store import _records, copy_direct
 from tests.conftest import SERVER_URL, free_port
 from tests.ingest.fixtures import (
     IngestProcess,
@@ -145,6 +145,16 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def batch_stats(ingest: IngestProcess) -> dict[str, float]:
+    """Mean readings per batch and mean commit time (ms) from ingest's own metrics."""
+    m = ingest.scrape()
+    batches = m["hazmon_ingest_batch_readings_count"] or float("nan")
+    return {
+        "mean_batch_readings": m["hazmon_ingest_batch_readings_sum"] / batches,
+        "mean_commit_ms": 1000 * m["hazmon_ingest_commit_seconds_sum"] / batches,
+    }
+
+
 # --- ceilings ------------------------------------------------------------------------------
 
 
@@ -175,7 +185,7 @@ def ceiling_copy(bench: Bench, rows: int) -> dict[str, float]:
             cur.execute("INSERT INTO readings SELECT * FROM staging ON CONFLICT DO NOTHING")
 
     def hazmon(conn: psycopg.Connection[Any], s: slice) -> None:
-        copy_readings(conn, sid[s], t[s], v[s])
+        copy_direct(conn, sid[s], t[s], v[s])
 
     with psycopg.connect(bench.db_url) as conn, conn.transaction():
         plain(conn, slices[0])  # warm-up: first chunk, catalogue caches
@@ -256,8 +266,9 @@ def drain(bench: Bench, readings: int, **overrides: Any) -> dict[str, float]:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
         peak = peak_rss_mb(ingest.pid)
+        batches = batch_stats(ingest)
     assert stored_checksum(bench.db_url) == stream_checksum(stream, bench.series)
-    return {"readings_s": (stream.readings - already) / elapsed, "peak_rss_mb": peak}
+    return {"readings_s": (stream.readings - already) / elapsed, "peak_rss_mb": peak, **batches}
 
 
 def sustained(bench: Bench, readings_s: float, duration_s: float) -> dict[str, float]:
@@ -285,6 +296,7 @@ def sustained(bench: Bench, readings_s: float, duration_s: float) -> dict[str, f
             time.sleep(0.05)
         drain_after_s = time.perf_counter() - publish_end
         peak = peak_rss_mb(ingest.pid)
+        batches = batch_stats(ingest)
     assert stored_checksum(bench.db_url) == stream_checksum(stream, bench.series)
     steady = [s for s in samples if s[0] > 5.0] or samples
     backlog = [pub - stored for _, pub, stored in steady]
@@ -301,6 +313,7 @@ def sustained(bench: Bench, readings_s: float, duration_s: float) -> dict[str, f
         "backlog_max": float(max(backlog, default=0)),
         "drain_after_publish_s": drain_after_s,
         "peak_rss_mb": peak,
+        **batches,
     }
 
 

@@ -16,6 +16,7 @@ class IngestMetrics:
     readings_received: Counter
     readings_committed: Counter
     readings_duplicate: Counter
+    write_path: Counter
     dead_letters: Counter
     batch_readings: Histogram
     commit_seconds: Histogram
@@ -46,6 +47,12 @@ class IngestMetrics:
             readings_duplicate=Counter(
                 "hazmon_ingest_readings_duplicate",
                 "readings already stored (redeliveries), not stored again",
+                registry=registry,
+            ),
+            write_path=Counter(
+                "hazmon_ingest_write_batches",
+                "committed batches by write path: direct COPY, or staged after a duplicate",
+                ["path"],
                 registry=registry,
             ),
             dead_letters=Counter(

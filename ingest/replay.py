@@ -30,7 +30,7 @@ from hazmon.alertstore import to_us
 from hazmon.settings import Settings
 from ingest.decode import Limits, Reason, SeriesLookup, decode_telemetry, parse_topic
 from ingest.status import parse_status
-from ingest.store import DeviceStatus, copy_readings, load_lookup, record_device_status
+from ingest.store import DeviceStatus, copy_idempotent, load_lookup, record_device_status
 
 CHUNK = 500
 """Dead letters replayed per transaction."""
@@ -131,7 +131,7 @@ def _replay_chunk(
                 outcomes.append(_Outcome(letter_id, result, rejection.reason))
     if parts:
         sid, t, v = (np.concatenate(column) for column in zip(*parts, strict=True))
-        fresh = copy_readings(conn, sid, t, v)
+        fresh = copy_idempotent(conn, sid, t, v)
         summary.readings_stored += int(fresh.sum())
         summary.readings_already_stored += int(len(fresh) - fresh.sum())
     record_device_status(conn, statuses)

@@ -28,7 +28,9 @@ from ingest.status import parse_status
 from ingest.store import (
     DeadLetter,
     DeviceStatus,
-    copy_readings,
+    DuplicateReadingError,
+    copy_direct,
+    copy_idempotent,
     insert_dead_letters,
     load_lookup,
     record_device_status,
@@ -247,18 +249,26 @@ class IngestService:
         batch: _Batch,
         columns: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]],
     ) -> None:
+        """One transaction: the readings, their grading, dead letters and statuses.
+
+        Direct COPY first; a batch holding a reading that is stored already (a redelivery)
+        is rolled back before anything was graded and written again through the staged,
+        idempotent path, which says which readings are new: only those are graded.
+        """
         conn = self._require_connection()
-        assert self._engine is not None
         series_id, time_us, value = columns
         started = time.monotonic()
-        with conn.transaction():
-            fresh = copy_readings(conn, series_id, time_us, value)
-            graded = Batch(series_id[fresh], time_us[fresh], value[fresh])
-            now_us = time.time_ns() // 1000
-            transitions = self._engine.evaluate(graded, now_us)
-            alertstore.record(conn, transitions)
-            insert_dead_letters(conn, batch.dead_letters)
-            record_device_status(conn, batch.statuses)
+        try:
+            with conn.transaction():
+                copy_direct(conn, series_id, time_us, value)
+                fresh = np.ones(len(series_id), dtype=np.bool_)
+                self._grade_and_record(conn, batch, series_id, time_us, value)
+            self.metrics.write_path.labels(path="direct").inc()
+        except DuplicateReadingError:
+            with conn.transaction():
+                fresh = copy_idempotent(conn, series_id, time_us, value)
+                self._grade_and_record(conn, batch, series_id[fresh], time_us[fresh], value[fresh])
+            self.metrics.write_path.labels(path="staged").inc()
         elapsed = time.monotonic() - started
         n_new = int(fresh.sum())
         self.metrics.commit_seconds.observe(elapsed)
@@ -274,6 +284,23 @@ class IngestService:
             self.metrics.oldest_reading_age_seconds.observe(
                 max(0.0, (now_us - int(time_us.min())) / 1e6)
             )
+
+    def _grade_and_record(
+        self,
+        conn: psycopg.Connection[Any],
+        batch: _Batch,
+        series_id: NDArray[np.int64],
+        time_us: NDArray[np.int64],
+        value: NDArray[np.float64],
+    ) -> None:
+        """Grade the new readings and write transitions, dead letters and statuses."""
+        assert self._engine is not None
+        transitions = self._engine.evaluate(
+            Batch(series_id, time_us, value), time.time_ns() // 1000
+        )
+        alertstore.record(conn, transitions)
+        insert_dead_letters(conn, batch.dead_letters)
+        record_device_status(conn, batch.statuses)
 
     def _tick(self, stop: threading.Event) -> None:
         if self._engine is None:

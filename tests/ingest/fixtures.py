@@ -488,17 +488,19 @@ class IngestProcess:
         assert wait_until(subscribed, 30), f"ingest did not subscribe: {self.log_tail()}"
 
     def scrape(self) -> dict[str, float]:
-        """Its metrics as {"name{label=value}": value}, from the Prometheus endpoint."""
+        """Its metrics as {"sample_name{label=value}": value}, from the Prometheus endpoint.
+
+        Counters are keyed by their `_total` name, histograms by `_sum`, `_count`, `_bucket`.
+        """
         assert self.metrics_port, "started without a metrics port"
         with urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as response:
             text = response.read().decode()
         return {
-            family.name + "".join(f"{{{k}={v}}}" for k, v in sorted(sample.labels.items())): (
+            sample.name + "".join(f"{{{k}={v}}}" for k, v in sorted(sample.labels.items())): (
                 sample.value
             )
             for family in text_string_to_metric_families(text)
             for sample in family.samples
-            if sample.name == family.name + "_total" or sample.name == family.name
         }
 
     def kill(self) -> None:

@@ -11,6 +11,7 @@ from hazmon.settings import Settings
 from tests.conftest import free_port, wait_until
 from tests.ingest.fixtures import (
     IngestProcess,
+    PrivateMosquitto,
     Publisher,
     Stream,
     crane_inventory,
@@ -25,8 +26,9 @@ pytestmark = [pytest.mark.slow]
 
 
 def test_two_workers_on_disjoint_partitions_store_every_reading_once(
-    settings: Settings, db_url: str, tmp_path: Path
+    on_private_broker: tuple[PrivateMosquitto, Settings], db_url: str, tmp_path: Path
 ) -> None:
+    settings = on_private_broker[1]
     sites = ["PA", "PB"]
     load(db_url, tmp_path, *crane_inventory(sites, 10))
     stream = Stream.cranes(settings.topic_root, sites, 10, 100)  # 100,000 readings
@@ -46,10 +48,14 @@ def test_two_workers_on_disjoint_partitions_store_every_reading_once(
         with Publisher(settings.mqtt_url, stream) as publisher:
             assert publisher.wait_acked(60)
         assert wait_until(lambda: stored_count(db_url) >= stream.readings, 60)
-        committed = [w.scrape().get("hazmon_ingest_readings_committed", 0.0) for w in workers]
-        duplicates = [w.scrape().get("hazmon_ingest_readings_duplicate", 0.0) for w in workers]
+        committed = [w.scrape().get("hazmon_ingest_readings_committed_total", 0.0) for w in workers]
+        duplicates = [
+            w.scrape().get("hazmon_ingest_readings_duplicate_total", 0.0) for w in workers
+        ]
         dead = [
-            sum(v for k, v in w.scrape().items() if k.startswith("hazmon_ingest_dead_letters"))
+            sum(
+                v for k, v in w.scrape().items() if k.startswith("hazmon_ingest_dead_letters_total")
+            )
             for w in workers
         ]
     assert stored_digest(db_url) == digest_of(*stream.expected(series_map(db_url)))
