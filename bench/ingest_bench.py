@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import json
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -155,6 +156,73 @@ def batch_stats(ingest: IngestProcess) -> dict[str, float]:
     }
 
 
+class CPublisher:
+    """Publish a stream with Debian's mosquitto_pub (C, QoS 1), one `-l` process per topic.
+
+    The load generator shares the two cores with what it measures: the paho publisher of the
+    tests costs about 40 % of a core at 3,000 messages/s, mosquitto_pub a fraction of that.
+    Lines are fed at `rate_msgs_s` (None: as fast as the pipes take them); each process stays
+    far below the 65,535 messages after which mosquitto_pub -l quits at QoS 1
+    (../shared/notes/measurements.md). `published` counts lines handed over; `wait_acked`
+    waits until every process has had its messages acknowledged and exited.
+    """
+
+    def __init__(self, mqtt_url: str, stream: Stream, *, rate_msgs_s: float | None = None):
+        assert stream.messages_per_device < 60_000
+        self.stream = stream
+        self.rate_msgs_s = rate_msgs_s
+        self.published = 0
+        port = mqtt_url.rsplit(":", 1)[1]
+        command = ["mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-q", "1", "-l", "-t"]
+        topics = [
+            f"{stream.topic_root}/{site}/{device}/telemetry" for site, device in stream.devices
+        ]
+        self._processes = {
+            topic: subprocess.Popen([*command, topic], stdin=subprocess.PIPE) for topic in topics
+        }
+        self._thread = threading.Thread(target=self._feed, name="c-publisher", daemon=True)
+
+    def __enter__(self) -> CPublisher:
+        time.sleep(0.5)  # let every mosquitto_pub connect
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._thread.join(600)
+        for process in self._processes.values():
+            process.kill()
+            process.wait()
+
+    def _feed(self) -> None:
+        started = time.monotonic()
+        for n, (topic, payload) in enumerate(self.stream.payloads()):
+            if self.rate_msgs_s is not None:
+                ahead_s = n / self.rate_msgs_s - (time.monotonic() - started)
+                if ahead_s > 0:
+                    time.sleep(ahead_s)
+            stdin = self._processes[topic].stdin
+            assert stdin is not None
+            stdin.write(payload + b"\n")
+            stdin.flush()
+            self.published += 1
+        for process in self._processes.values():
+            assert process.stdin is not None
+            process.stdin.close()
+
+    def wait_acked(self, timeout_s: float) -> bool:
+        """Wait until all lines are fed and every mosquitto_pub has exited successfully."""
+        self._thread.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        for process in self._processes.values():
+            try:
+                code = process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                return False
+            if code != 0:
+                return False
+        return True
+
+
 # --- ceilings ------------------------------------------------------------------------------
 
 
@@ -257,7 +325,7 @@ def drain(bench: Bench, readings: int, **overrides: Any) -> dict[str, float]:
     ingest = bench.ingest(settings, "drain")
     ingest.start()  # creates the persistent session and its subscriptions
     ingest.terminate()
-    with Publisher(settings.mqtt_url, stream) as publisher:
+    with CPublisher(settings.mqtt_url, stream) as publisher:
         assert publisher.wait_acked(600)
     with ingest:  # started and subscribed: measure from here
         started = time.perf_counter()
@@ -279,14 +347,14 @@ def sustained(bench: Bench, readings_s: float, duration_s: float) -> dict[str, f
     stream = bench.stream(settings, max(1, int(msgs_s * duration_s / DEVICES)))
     samples: list[tuple[float, int, int]] = []  # (elapsed s, published readings, stored)
     with bench.ingest(settings, "sustained") as ingest:
-        with Publisher(settings.mqtt_url, stream, rate_msgs_s=msgs_s) as publisher:
+        with CPublisher(settings.mqtt_url, stream, rate_msgs_s=msgs_s) as publisher:
             started = time.perf_counter()
             while publisher.published < stream.messages:
                 time.sleep(1.0)
                 samples.append(
                     (
                         time.perf_counter() - started,
-                        publisher.acked * 50,
+                        publisher.published * 50,
                         stored_count(bench.db_url),
                     )
                 )
@@ -325,10 +393,11 @@ def burst(bench: Bench, readings: int) -> dict[str, float]:
     peak = 0.0
     with bench.ingest(settings, "burst") as ingest:
         started = time.perf_counter()
-        with Publisher(settings.mqtt_url, stream) as publisher:
-            while publisher.acked < stream.messages:
+        with CPublisher(settings.mqtt_url, stream) as publisher:
+            while publisher.published < stream.messages:
                 time.sleep(0.5)
                 peak = max(peak, peak_rss_mb(ingest.pid))
+            assert publisher.wait_acked(600)
         publish_s = time.perf_counter() - started
         while stored_count(bench.db_url) < stream.readings:
             time.sleep(0.5)
@@ -380,7 +449,7 @@ def latency(bench: Bench, readings_s: float, duration_s: float) -> dict[str, flo
     probe.loop_start()
     devices = sorted(moment)
     with bench.ingest(settings, "latency") as ingest:
-        with Publisher(settings.mqtt_url, stream, rate_msgs_s=msgs_s) as publisher:
+        with CPublisher(settings.mqtt_url, stream, rate_msgs_s=msgs_s) as publisher:
             time.sleep(3.0)  # let the background load settle
             n = 0
             while publisher.published < stream.messages:
