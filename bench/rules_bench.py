@@ -32,13 +32,14 @@ US = 1_000_000
 # Per hazard kind: work params, and per metric (normal level, noise, drift per day, sampling s).
 KINDS: dict[str, tuple[dict[str, object], dict[str, tuple[float, float, float, float]]]] = {
     "tower_crane": (
-        {"rated_load_t": 8.0, "free_standing": False},
+        {"rated_load_t": 8.0, "free_standing": False, "rated_curve": "2.5:8,16:8,30:4.1,50:2.3"},
         {
             "moment_ratio": (0.5, 0.15, 0.0, 10.0),
             "load_ratio": (0.4, 0.15, 0.0, 10.0),
-            "load_t": (3.0, 1.2, 0.0, 10.0),
+            "load_t": (2.0, 0.8, 0.0, 10.0),
             "wind_speed_ms": (5.0, 2.0, 0.0, 10.0),
             "tilt_deg": (0.05, 0.02, 0.0, 10.0),
+            "radius_m": (12.0, 3.0, 0.0, 10.0),
             "zone_event": (0.0, 0.0, 0.0, 10.0),
             "collision_event": (0.0, 0.0, 0.0, 10.0),
         },

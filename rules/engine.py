@@ -47,6 +47,7 @@ KIND_ORDER: tuple[RuleKind, ...] = (
     "rate",
     "consecutive",
     "crane_wind",
+    "rated_curve",
 )
 """Evaluation order of rule kinds; also the order of slot numbers."""
 LATE_KINDS: tuple[RuleKind, ...] = ("absolute", "ratio", "deviation", "cumulative")
@@ -57,6 +58,7 @@ OFFLINE_RULE = "offline"
 US = 1_000_000
 NEVER = np.iinfo(np.int64).min
 _TIME_BITS = 42  # a batch spanning up to 2**42 µs (50 days) sorts on one int64 key
+_CURVE_STRIDE = 1e6  # radii (m) of one curve sit in [i * 1e6, i * 1e6 + 1e6)
 _RING = 16  # rate checkpoints kept per series: one per window/4 over 3 windows, and spare
 
 
@@ -281,6 +283,7 @@ class Engine:
         )
         self._build_rates(per_kind)
         self._build_wind(per_kind)
+        self._build_curves(per_kind)
         self._slot_index = {(s.series_id, s.rule.rule): i for i, s in enumerate(self._slots)}
         self._build_level_table()
 
@@ -338,6 +341,46 @@ class Engine:
         self._wind_t = np.full(len(works), NEVER, dtype=np.int64)
         self._wind_v = np.full(len(works), np.nan)
 
+    def _build_curves(self, per_kind: Mapping[str, list[_Slot]]) -> None:
+        """Rated load curves: per host slot its curve and device, per device its radius series.
+
+        All curves are laid end to end in one array keyed `curve index * 1e6 + radius`, so one
+        searchsorted interpolates every row on its own curve.
+        """
+        hosts = per_kind["rated_curve"]
+        devices = sorted({self._series[h.sx].device_id for h in hosts})
+        gx = {d: i for i, d in enumerate(devices)}
+        radius_metric = {
+            self._series[h.sx].device_id: h.rule.options["radius_metric"] for h in hosts
+        }
+        p = len(self._slots)
+        self._curve_of = np.full(p, -1, dtype=np.int64)
+        self._radius_group = np.full(p, -1, dtype=np.int64)
+        self._max_radius_age_us = np.zeros(p, dtype=np.int64)
+        keys: list[float] = []
+        loads: list[float] = []
+        self._curve_lo = np.zeros(len(hosts), dtype=np.int64)
+        self._curve_hi = np.zeros(len(hosts), dtype=np.int64)
+        base = int(self._slot_of["rated_curve"].max(initial=-1)) - len(hosts) + 1
+        for i, h in enumerate(hosts):
+            slot = base + i
+            self._curve_of[slot] = i
+            self._radius_group[slot] = gx[self._series[h.sx].device_id]
+            self._max_radius_age_us[slot] = int(float(h.rule.options["max_radius_age_s"]) * US)
+            self._curve_lo[i] = len(keys)
+            for radius, load in h.rule.options["curve"]:
+                keys.append(i * _CURVE_STRIDE + radius)
+                loads.append(load)
+            self._curve_hi[i] = len(keys) - 1
+        self._curve_key = np.array(keys, dtype=np.float64)
+        self._curve_load = np.array(loads, dtype=np.float64)
+        self._radius_source = np.full(len(self._series), -1, dtype=np.int64)
+        for sx, s in enumerate(self._series):
+            if radius_metric.get(s.device_id) == s.metric:
+                self._radius_source[sx] = gx[s.device_id]
+        self._radius_t = np.full(len(devices), NEVER, dtype=np.int64)
+        self._radius_v = np.full(len(devices), np.nan)
+
     def _build_baselines(self, baselines: Iterable[Baseline]) -> None:
         per: dict[int, list[tuple[int, float]]] = {}
         for b in baselines:
@@ -390,6 +433,8 @@ class Engine:
                 span = max(span, 3.25 * window, (2 * count + 2) * period + 3.25 * window)
         if self._wind_source[sx] >= 0 or self._slot_of["crane_wind"][sx] >= 0:
             span = max(span, float(self._max_wind_age_us.max(initial=0)) / US)
+        if self._radius_source[sx] >= 0 or self._slot_of["rated_curve"][sx] >= 0:
+            span = max(span, float(self._max_radius_age_us.max(initial=0)) / US)
         return int(span * US)
 
     def history_readings(self, series_id: int) -> int:
@@ -566,6 +611,9 @@ class Engine:
         if self._present["crane_wind"]:
             rows, slot = self._select("crane_wind", sx, good)
             parts.append(self._crane_wind(slot, rows, sx, t, v, good))
+        if self._present["rated_curve"]:
+            rows, slot = self._select("rated_curve", sx, good)
+            parts.append(self._rated_curve(slot, rows, sx, t, v, good))
         if parts:
             out += self._step(parts, t, emit)
         ends = np.flatnonzero(k.segment_ends(starts))
@@ -896,32 +944,98 @@ class Engine:
     ) -> _Graded:
         """A crane lifting (load at least `min_load_t`) while the newest wind reading of its
         work, at most `max_wind_age_s` old, is at or over the stop-lifting limit."""
-        host_w = self._wind_work[slot]
-        wind_rows = good[self._wind_source[sx[good]] >= 0]
-        wind_w = self._wind_source[sx[wind_rows]]
-        wind_t, wind_v = t[wind_rows], v[wind_rows]
-        if wind_rows.shape[0]:
-            # newest wind reading of each work, searchable by (work, time)
-            base = int(min(wind_t.min(), t[rows].min(initial=wind_t.min()))) - 1
-            span = int(max(wind_t.max(), t[rows].max(initial=wind_t.max()))) - base + 1
-            wkey = wind_w * span + (wind_t - base)
-            order = np.argsort(wkey, kind="stable")
-            wkey, wind_w, wind_t, wind_v = wkey[order], wind_w[order], wind_t[order], wind_v[order]
-            j = np.searchsorted(wkey, host_w * span + (t[rows] - base), side="right") - 1
-            jc = np.maximum(j, 0)
-            have = (j >= 0) & (wind_w[jc] == host_w)  # same instant counts
-            w_v = np.where(have, wind_v[jc], self._wind_v[host_w])
-            w_t = np.where(have, wind_t[jc], self._wind_t[host_w])
-            ends = k.segment_ends(k.segment_starts(wind_w))
-            newer = ends & (wind_t > self._wind_t[wind_w])
-            self._wind_t[wind_w[newer]] = wind_t[newer]
-            self._wind_v[wind_w[newer]] = wind_v[newer]
-        else:
-            w_v, w_t = self._wind_v[host_w], self._wind_t[host_w]
-        fresh_wind = t[rows] - w_t <= self._max_wind_age_us[slot]
+        w_v, w_t = self._newest(
+            self._wind_work[slot],
+            t[rows],
+            self._wind_source,
+            sx,
+            t,
+            v,
+            good,
+            self._wind_t,
+            self._wind_v,
+        )
+        fresh_wind = w_t >= t[rows] - self._max_wind_age_us[slot]  # NEVER: not fresh
         lifting = v[rows] >= self._min_load[slot]
         hit = lifting & fresh_wind & (w_v >= self._thr_up[slot, 3])
         return self._single(slot, rows, np.where(fresh_wind, w_v, 0.0), hit)
+
+    def _rated_curve(
+        self,
+        slot: NDArray[np.int64],
+        rows: NDArray[np.int64],
+        sx: NDArray[np.int64],
+        t: NDArray[np.int64],
+        v: NDArray[np.float64],
+        good: NDArray[np.int64],
+    ) -> _Graded:
+        """Load as a share of the rated load at the crane's current radius: the newest radius
+        reading of the same device, at most `max_radius_age_s` old, on the work's rated load
+        curve (linear between its points, flat beyond its ends). No fresh radius: not graded."""
+        r_v, r_t = self._newest(
+            self._radius_group[slot],
+            t[rows],
+            self._radius_source,
+            sx,
+            t,
+            v,
+            good,
+            self._radius_t,
+            self._radius_v,
+        )
+        ci = self._curve_of[slot]
+        lo, hi = self._curve_lo[ci], self._curve_hi[ci]
+        key = ci * _CURVE_STRIDE + np.clip(
+            r_v, self._curve_key[lo] - ci * _CURVE_STRIDE, self._curve_key[hi] - ci * _CURVE_STRIDE
+        )
+        j = np.clip(
+            np.searchsorted(self._curve_key, key, side="right") - 1, lo, np.maximum(hi - 1, lo)
+        )
+        k0, k1 = self._curve_key[j], self._curve_key[np.minimum(j + 1, hi)]
+        l0, l1 = self._curve_load[j], self._curve_load[np.minimum(j + 1, hi)]
+        gap = np.where(k1 > k0, k1 - k0, 1.0)
+        rated = l0 + (l1 - l0) * np.clip((key - k0) / gap, 0.0, 1.0)
+        fresh = r_t >= t[rows] - self._max_radius_age_us[slot]  # NEVER: not fresh
+        return self._levels(slot, rows, np.where(fresh, v[rows] / rated, np.nan))
+
+    def _newest(
+        self,
+        host_group: NDArray[np.int64],
+        host_t: NDArray[np.int64],
+        source_of: NDArray[np.int64],
+        sx: NDArray[np.int64],
+        t: NDArray[np.int64],
+        v: NDArray[np.float64],
+        good: NDArray[np.int64],
+        carry_t: NDArray[np.int64],
+        carry_v: NDArray[np.float64],
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """For each host row, the newest companion reading of its group (the wind of a work,
+        the radius of a crane) at or before its time, from this batch or carried from earlier
+        ones; the carry is advanced to each group's newest reading.
+
+        Returns:
+            (companion value, companion time) per host row; time NEVER when there is none.
+        """
+        src_rows = good[source_of[sx[good]] >= 0]
+        if src_rows.shape[0] == 0:
+            return carry_v[host_group], carry_t[host_group]
+        group = source_of[sx[src_rows]]
+        src_t, src_v = t[src_rows], v[src_rows]
+        base = int(min(src_t.min(), host_t.min(initial=src_t.min()))) - 1
+        span = int(max(src_t.max(), host_t.max(initial=src_t.max()))) - base + 1
+        key = group * span + (src_t - base)
+        order = np.argsort(key, kind="stable")
+        key, group, src_t, src_v = key[order], group[order], src_t[order], src_v[order]
+        j = np.searchsorted(key, host_group * span + (host_t - base), side="right") - 1
+        jc = np.maximum(j, 0)
+        have = (j >= 0) & (group[jc] == host_group)  # a reading at the same instant counts
+        out_v = np.where(have, src_v[jc], carry_v[host_group])
+        out_t = np.where(have, src_t[jc], carry_t[host_group])
+        newer = k.segment_ends(k.segment_starts(group)) & (src_t > carry_t[group])
+        carry_t[group[newer]] = src_t[newer]
+        carry_v[group[newer]] = src_v[newer]
+        return out_v, out_t
 
     def _step(self, parts: list[_Graded], t: NDArray[np.int64], emit: bool) -> list[Transition]:
         """Run the state machine over the graded rows of all kinds; store the new state."""

@@ -32,7 +32,7 @@ def number(x: float) -> str:
 
 def quantity(rule: ResolvedRule, subject: Subject, x: float) -> tuple[str, str]:
     """The graded measure of `rule` with its unit, in Chinese and English."""
-    if rule.kind in ("ratio", "deviation") or subject.unit == "1":
+    if rule.kind in ("ratio", "deviation", "rated_curve") or subject.unit == "1":
         text = f"{number(x * 100)}%"
     elif rule.kind in ("rate", "consecutive"):
         text = f"{number(x)} {subject.unit}/d"
@@ -49,6 +49,11 @@ def _measure(rule: ResolvedRule, subject: Subject, x: float) -> tuple[str, str]:
         return f"{subject.name_zh}变化速率 {q_zh}", f"{subject.name_en}: rate {q_en}"
     if rule.kind == "ratio":
         return f"{subject.name_zh}为设计值的 {q_zh}", f"{subject.name_en} at {q_en} of design"
+    if rule.kind == "rated_curve":
+        return (
+            f"{subject.name_zh}为当前幅度额定值的 {q_zh}",
+            f"{subject.name_en} at {q_en} of the rated load at the current radius",
+        )
     if rule.kind == "deviation":
         return f"{subject.name_zh}偏离额定值 {q_zh}", f"{subject.name_en} {q_en} off nominal"
     return f"{subject.name_zh} {q_zh}", f"{subject.name_en} {q_en}"

@@ -33,10 +33,13 @@ RuleKind = Literal[
     "stuck",
     "jump",
     "crane_wind",
+    "rated_curve",
 ]
 Confidence = Literal["standard", "practice", "default"]
 
-LEVEL_KINDS: frozenset[str] = frozenset({"absolute", "ratio", "deviation", "cumulative", "rate"})
+LEVEL_KINDS: frozenset[str] = frozenset(
+    {"absolute", "ratio", "deviation", "cumulative", "rate", "rated_curve"}
+)
 """Kinds whose measure is compared with up to four ascending thresholds."""
 SENSOR_KINDS: frozenset[str] = frozenset({"stuck", "jump"})
 """Kinds that mark a series suspect (action 'suspect') instead of raising a structural alarm."""
@@ -61,6 +64,9 @@ _OPTION_KEYS = {
     "wind_metric",
     "min_load_t",
     "max_wind_age_s",
+    "curve_param",
+    "radius_metric",
+    "max_radius_age_s",
 }
 _RULE_KEYS = {
     "metric",
@@ -85,6 +91,7 @@ _OVERRIDE_KEYS = {
     "epsilon",
     "min_load_t",
     "max_wind_age_s",
+    "max_radius_age_s",
 }
 DAY_S = 86_400.0
 
@@ -266,8 +273,11 @@ def parse_profile(raw: object, where: str, catalogue: Mapping[str, Any]) -> Prof
         for key in ("design_param", "nominal_param"):
             if key in rule.options and rule.options[key] not in known_params:
                 raise ProfileError(rwhere, f"{key} {rule.options[key]!r} is not a {kind} parameter")
-        if "wind_metric" in rule.options and rule.options["wind_metric"] not in known_metrics:
-            raise ProfileError(rwhere, "wind_metric is not in the catalogue")
+        for key in ("wind_metric", "radius_metric"):
+            if key in rule.options and rule.options[key] not in known_metrics:
+                raise ProfileError(rwhere, f"{key} is not in the catalogue")
+        if "curve_param" in rule.options and rule.options["curve_param"] not in known_params:
+            raise ProfileError(rwhere, "curve_param is not a parameter of the kind")
         rules[rule.rule] = rule
     _check_rule_set(rules, where)
     offline = _parse_offline(_mapping(body.get("offline"), f"{where}: offline"), where)
@@ -333,6 +343,10 @@ def _parse_rule(
                 raise ProfileError(where, f"a consecutive rule needs {key}")
     if kind == "stuck" and "count" not in options:
         raise ProfileError(where, "a stuck rule needs count")
+    if kind == "rated_curve":
+        for key in ("curve_param", "radius_metric", "max_radius_age_s"):
+            if key not in options:
+                raise ProfileError(where, f"a rated_curve rule needs {key}")
     if kind == "crane_wind":
         for key in ("wind_metric", "min_load_t", "max_wind_age_s"):
             if key not in options:
@@ -353,7 +367,7 @@ def _parse_rule(
 
 
 def _check_options(options: Mapping[str, Any], where: str) -> None:
-    for key in ("window_s", "period_s", "max_wind_age_s", "share"):
+    for key in ("window_s", "period_s", "max_wind_age_s", "max_radius_age_s", "share"):
         if key in options:
             _number(options[key], where, key, lo=1e-9)
     for key in ("epsilon", "min_load_t"):
@@ -590,6 +604,11 @@ def resolve_rule(
             if not isinstance(design, int | float) or isinstance(design, bool) or design <= 0:
                 return None
             options.update(dict.fromkeys(params, float(design)))
+    if "curve_param" in options:
+        raw = work_params.get(options["curve_param"])
+        if raw is None:
+            return None
+        options["curve"] = parse_curve(raw, where or rule.rule)
     return ResolvedRule(
         rule=rule.rule,
         kind=rule.kind,
@@ -603,6 +622,29 @@ def resolve_rule(
         options=options,
         sources=tuple(sources),
     )
+
+
+def parse_curve(raw: object, where: str) -> tuple[tuple[float, float], ...]:
+    """A crane's rated load curve from the work parameter, '<radius m>:<rated load t>,...'.
+
+    Example: '2.5:8,16:8,30:4.1,50:2.3' (8 t up to 16 m, then falling with the radius).
+
+    Raises:
+        ProfileError: not that format, radii not strictly increasing, or a load not positive.
+    """
+    try:
+        points = tuple(
+            (float(r), float(load))
+            for r, load in (p.split(":") for p in str(raw).replace(" ", "").split(","))
+        )
+    except ValueError:
+        raise ProfileError(where, f"rated curve must be 'radius:load,...', got {raw!r}") from None
+    radii = [r for r, _ in points]
+    if any(b <= a for a, b in itertools.pairwise(radii)) or any(
+        not (math.isfinite(r) and math.isfinite(load) and load > 0) for r, load in points
+    ):
+        raise ProfileError(where, f"rated curve needs increasing radii and loads > 0: {raw!r}")
+    return points
 
 
 def check_override(ov: Mapping[str, Any], where: str) -> None:

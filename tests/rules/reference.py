@@ -13,6 +13,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from hazmon.catalogue import catalogue
 from rules import Batch, Engine, Grade, ResolvedRule, Transition
 from rules.engine import KIND_ORDER, LATE_KINDS, US
@@ -66,6 +68,10 @@ class Reference:
                         self.slots.append(RefSlot(sid, rule, subject_of[sid], up, hold))
         self.wind: dict[int, tuple[int, float]] = {}
         self.baselines_made: list[Transition] = []
+        self.radius: dict[int, tuple[int, float]] = {}
+        self.curve_hosts = [
+            (i, s) for i, s in enumerate(self.slots) if s.rule.kind == "rated_curve"
+        ]
         self.hosts = [(i, s) for i, s in enumerate(self.slots) if s.rule.kind == "crane_wind"]
         self.by_series: dict[int, dict[str, list[tuple[int, RefSlot]]]] = {}
         for i, slot in enumerate(self.slots):
@@ -104,6 +110,7 @@ class Reference:
             suspect |= self._series_rows(sid, by_sid[sid], per_slot)
         out += self.baselines_made
         self._wind_rows(by_sid, suspect, per_slot)
+        self._curve_rows(by_sid, suspect, per_slot)
         for i in sorted(per_slot):
             out += self._machine(self.slots[i], per_slot[i])
         for sid, mine in by_sid.items():
@@ -251,6 +258,38 @@ class Reference:
         for work, winds in winds_of.items():
             if winds and winds[-1][0] > self.wind.get(work, (NEVER, 0.0))[0]:
                 self.wind[work] = winds[-1]
+
+    def _curve_rows(
+        self,
+        by_sid: dict[int, list[tuple[int, int, float]]],
+        suspect: set[tuple[int, int]],
+        per_slot: dict[int, list[tuple[int, int, int, float]]],
+    ) -> None:
+        """Load against the rated load curve at the newest radius reading of the device."""
+        for i, slot in self.curve_hosts:
+            dev = self.info[slot.series_id].device_id
+            metric = slot.rule.options["radius_metric"]
+            radii = sorted(
+                (t, v)
+                for sid, rows in by_sid.items()
+                if self.info[sid].device_id == dev and self.info[sid].metric == metric
+                for _, t, v in rows
+                if (sid, t) not in suspect
+            )
+            curve = slot.rule.options["curve"]
+            for sid, t, v in by_sid.get(slot.series_id, []):
+                if (sid, t) in suspect:
+                    continue
+                known = [r for r in radii if r[0] <= t]
+                rt, rv = known[-1] if known else self.radius.get(dev, (NEVER, math.nan))
+                if t - rt > float(slot.rule.options["max_radius_age_s"]) * US:
+                    continue
+                rated = float(np.interp(rv, [c[0] for c in curve], [c[1] for c in curve]))
+                m = v / rated
+                if not math.isnan(m):
+                    per_slot.setdefault(i, []).append((t, *self._grades(slot, m), m))
+            if radii and radii[-1][0] > self.radius.get(dev, (NEVER, 0.0))[0]:
+                self.radius[dev] = radii[-1]
 
     def _measure(self, slot: RefSlot, sid: int, t: int, v: float) -> float:
         opts = slot.rule.options

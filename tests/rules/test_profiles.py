@@ -41,6 +41,8 @@ CASES = [
     ("tower_crane", "load_ratio", {}, (NaN, 0.9, NaN, 1.0)),
     ("tower_crane", "load_rated", {"rated_load_t": 8.0}, (NaN, 0.9, NaN, 1.0)),
     ("tower_crane", "load_rated", {}, None),  # no rated load: cannot apply
+    ("tower_crane", "load_curve", {"rated_curve": "2.5:8,30:4.1"}, (NaN, 0.9, NaN, 1.0)),
+    ("tower_crane", "load_curve", {}, None),  # no curve: cannot apply
     # wind: Beaufort 4 top 7.9, Beaufort 6 stop lifting 10.8 (JGJ 276-2012 3.0.12), 13.8
     ("tower_crane", "wind", {}, (NaN, 7.9, 10.8, 13.8)),
     ("tower_crane", "lifting_in_wind", {}, (NaN, NaN, NaN, 10.8)),
@@ -195,6 +197,13 @@ def test_bad_overrides_raise(override: dict[str, Any], reason: str) -> None:
     profile = PROFILES["excavation"]
     with pytest.raises(ProfileError, match=reason):
         resolve_rule(profile, profile.rules["wall_top_h"], PIT, [override])
+
+
+@pytest.mark.parametrize("curve", ["8 t everywhere", "30:4,10:8", "5:8,30:-1", ""])
+def test_bad_rated_curves_raise(curve: str) -> None:
+    profile = PROFILES["tower_crane"]
+    with pytest.raises(ProfileError, match="rated curve"):
+        resolve_rule(profile, profile.rules["load_curve"], {"rated_curve": curve})
 
 
 def test_overrides_replace_levels_and_can_disable() -> None:

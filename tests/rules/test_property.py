@@ -94,4 +94,5 @@ def test_every_rule_kind_is_in_the_stream_registry() -> None:
         "stuck",
         "jump",
         "crane_wind",
+        "rated_curve",
     }

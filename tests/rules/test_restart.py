@@ -23,8 +23,8 @@ DEVICES = [
     DeviceSpec(
         "CR1",
         "tower_crane",
-        ["moment_ratio", "load_t", "wind_speed_ms", "tilt_deg"],
-        {"rated_load_t": 10.0, "free_standing": True},
+        ["moment_ratio", "load_t", "wind_speed_ms", "tilt_deg", "radius_m"],
+        {"rated_load_t": 10.0, "free_standing": True, "rated_curve": "5:10,20:10,40:4"},
         1.0,
     ),
     DeviceSpec(
@@ -46,8 +46,9 @@ DEVICES = [
 def setup_registry(conn: psycopg.Connection[Any]) -> dict[int, int]:
     """The stream registry in the database, with its overrides; stream id -> series id."""
     series = make_registry(conn, DEVICES)
-    ids = {info.series_id: db.series_id for info, db in zip(SERIES, series, strict=True)}
-    work = {info.series_id: db.work_id for info, db in zip(SERIES, series, strict=True)}
+    by_name = {(db.device_code, db.metric): db for db in series}
+    ids = {i.series_id: by_name[i.device_code, i.metric].series_id for i in SERIES}
+    work = {i.series_id: by_name[i.device_code, i.metric].work_id for i in SERIES}
     first_of_work = {info.work_id: info.series_id for info in reversed(SERIES)}
     for ov in OVERRIDES:
         if ov.series_id is not None:

@@ -171,6 +171,35 @@ CASES = [
         ],
     ),
     Case(
+        "load against the rated load curve at the current radius (3.8 t of 4.1 t at 30 m)",
+        [
+            series(2, "tower_crane", "load_t", {"rated_curve": "2.5:8,16:8,30:4.1,50:2.3"}),
+            series(9, "tower_crane", "radius_m"),
+        ],
+        [
+            [(9, 0, 30.0), (2, 0, 3.8)],
+            (2, 1, 4.2),
+            (9, 2, 10.0),
+            (2, 3, 4.2),
+            (2, 4, 4.2),
+            (2, 5, 4.2),
+        ],
+        [
+            ("load_curve", "open", 0, 2),
+            ("load_curve", "escalate", 2, 4),
+            ("load_curve", "resolve", 4, 0),
+        ],
+    ),
+    Case(
+        "no curve grading without a radius reading of the last 30 s",
+        [
+            series(2, "tower_crane", "load_t", {"rated_curve": "2.5:8,16:8,30:4.1,50:2.3"}),
+            series(9, "tower_crane", "radius_m"),
+        ],
+        [(9, 0, 30.0), (2, 31, 4.2)],
+        [],
+    ),
+    Case(
         "no lifting-in-wind alarm on a stale wind reading", CRANE, [(3, 0, 12.0), (2, 400, 2.0)], []
     ),
 ]
