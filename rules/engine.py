@@ -58,6 +58,7 @@ OFFLINE_RULE = "offline"
 US = 1_000_000
 NEVER = np.iinfo(np.int64).min
 _TIME_BITS = 42  # a batch spanning up to 2**42 µs (50 days) sorts on one int64 key
+_GRADES = tuple(Grade)
 _CURVE_STRIDE = 1e6  # radii (m) of one curve sit in [i * 1e6, i * 1e6 + 1e6)
 _RING = 16  # rate checkpoints kept per series: one per window/4 over 3 windows, and spare
 
@@ -1067,40 +1068,35 @@ class Engine:
         changed = np.flatnonzero(grade != before)
         changed = changed[np.lexsort((t[rows[changed]], slot[changed]))]
         return [
-            self._transition(
-                int(slot[i]), int(before[i]), int(grade[i]), int(t[rows[i]]), float(measure[i])
+            self._transition(*args)
+            for args in zip(
+                slot[changed].tolist(),
+                before[changed].tolist(),
+                grade[changed].tolist(),
+                t[rows[changed]].tolist(),
+                measure[changed].tolist(),
+                strict=True,
             )
-            for i in changed
         ]
 
     def _transition(
         self, slot: int, g_from: int, g_to: int, time_us: int, value: float
     ) -> Transition:
         s = self._slots[slot]
-        sensor = s.rule.kind in SENSOR_KINDS
         action: Action
         if g_to == 0:
             action = "resolve"
         elif g_from == 0:
-            action = "suspect" if sensor else "open"
+            action = "suspect" if s.rule.kind in SENSOR_KINDS else "open"
         else:
             action = "escalate" if g_to > g_from else "deescalate"
         # The threshold crossed: the new grade's going up, the left grade's going down.
-        threshold = float(self._thr_raw[slot, (g_to if g_to > g_from else g_from) - 1])
-        zh, en = level_message(
-            action, s.rule, s.subject, Grade(g_from), Grade(g_to), value, threshold
-        )
+        threshold = s.rule.thresholds[(g_to if g_to > g_from else g_from) - 1]
+        threshold *= float(s.rule.options.get("share", 1.0))
+        before, after = _GRADES[g_from], _GRADES[g_to]
+        zh, en = level_message(action, s.rule, s.subject, before, after, value, threshold)
         return Transition(
-            s.series_id,
-            s.rule.rule,
-            action,
-            Grade(g_from),
-            Grade(g_to),
-            time_us,
-            value,
-            threshold,
-            zh,
-            en,
+            s.series_id, s.rule.rule, action, before, after, time_us, value, threshold, zh, en
         )
 
     def _late(

@@ -30,39 +30,37 @@ def number(x: float) -> str:
     return f"{x:.4g}"
 
 
-def quantity(rule: ResolvedRule, subject: Subject, x: float) -> tuple[str, str]:
-    """The graded measure of `rule` with its unit, in Chinese and English."""
+def quantity(rule: ResolvedRule, subject: Subject, x: float) -> str:
+    """The graded measure of `rule` with its unit (the same text in both languages)."""
     if rule.kind in ("ratio", "deviation", "rated_curve") or subject.unit == "1":
-        text = f"{number(x * 100)}%"
-    elif rule.kind in ("rate", "consecutive"):
-        text = f"{number(x)} {subject.unit}/d"
-    else:
-        text = f"{number(x)} {subject.unit}".rstrip()
-    return text, text
-
-
-def _measure(rule: ResolvedRule, subject: Subject, x: float) -> tuple[str, str]:
-    q_zh, q_en = quantity(rule, subject, x)
-    if rule.kind == "cumulative":
-        return f"{subject.name_zh}累计变化 {q_zh}", f"{subject.name_en}: cumulative change {q_en}"
+        return f"{number(x * 100)}%"
     if rule.kind in ("rate", "consecutive"):
-        return f"{subject.name_zh}变化速率 {q_zh}", f"{subject.name_en}: rate {q_en}"
+        return f"{number(x)} {subject.unit}/d"
+    return f"{number(x)} {subject.unit}".rstrip()
+
+
+def _measure(rule: ResolvedRule, subject: Subject, q: str) -> tuple[str, str]:
+    """The measure `q` (formatted by `quantity`) named, in Chinese and English."""
+    if rule.kind == "cumulative":
+        return f"{subject.name_zh}累计变化 {q}", f"{subject.name_en}: cumulative change {q}"
+    if rule.kind in ("rate", "consecutive"):
+        return f"{subject.name_zh}变化速率 {q}", f"{subject.name_en}: rate {q}"
     if rule.kind == "ratio":
-        return f"{subject.name_zh}为设计值的 {q_zh}", f"{subject.name_en} at {q_en} of design"
+        return f"{subject.name_zh}为设计值的 {q}", f"{subject.name_en} at {q} of design"
     if rule.kind == "rated_curve":
         return (
-            f"{subject.name_zh}为当前幅度额定值的 {q_zh}",
-            f"{subject.name_en} at {q_en} of the rated load at the current radius",
+            f"{subject.name_zh}为当前幅度额定值的 {q}",
+            f"{subject.name_en} at {q} of the rated load at the current radius",
         )
     if rule.kind == "deviation":
-        return f"{subject.name_zh}偏离额定值 {q_zh}", f"{subject.name_en} {q_en} off nominal"
-    return f"{subject.name_zh} {q_zh}", f"{subject.name_en} {q_en}"
+        return f"{subject.name_zh}偏离额定值 {q}", f"{subject.name_en} {q} off nominal"
+    return f"{subject.name_zh} {q}", f"{subject.name_en} {q}"
 
 
-def _threshold(rule: ResolvedRule, subject: Subject, grade: Grade, thr: float) -> tuple[str, str]:
+def _threshold(rule: ResolvedRule, grade: Grade, q: str) -> tuple[str, str]:
+    """The threshold of `grade` with its label, `q` formatted by `quantity`."""
     label_zh, label_en = rule.labels[grade - 1]
-    q_zh, q_en = quantity(rule, subject, thr)
-    return f"{label_zh} {q_zh}", f"the {label_en} ({q_en})"
+    return f"{label_zh} {q}", f"the {label_en} ({q})"
 
 
 _CLEARED = {
@@ -108,19 +106,17 @@ def level_message(
         value: the measure at the reading (rule's unit: mm, ratio, mm/d, m/s ...).
         threshold: the threshold of `grade_to` (of `grade_from` on resolve).
     """
+    q_v = quantity(rule, subject, value)
+    # the threshold crossed: the new grade's going up, the left grade's going down
+    g_thr = grade_to if grade_to > grade_from else grade_from
     if rule.kind == "jump":
-        body_zh = (
-            f"{subject.name_zh}相邻读数突变 {quantity(rule, subject, value)[0]}，"
-            f"超过{_threshold(rule, subject, Grade.BLUE, threshold)[0]}"
-        )
-        body_en = (
-            f"{subject.name_en} jumped by {quantity(rule, subject, value)[1]} between "
-            f"readings, over {_threshold(rule, subject, Grade.BLUE, threshold)[1]}"
-        )
+        t_zh, t_en = _threshold(rule, Grade.BLUE, quantity(rule, subject, threshold))
+        body_zh = f"{subject.name_zh}相邻读数突变 {q_v}，超过{t_zh}"
+        body_en = f"{subject.name_en} jumped by {q_v} between readings, over {t_en}"
     elif rule.kind == "stuck":
         n = int(rule.options.get("count", 0))
-        body_zh = f"{subject.name_zh}连续 {n} 次读数不变（{quantity(rule, subject, value)[0]}）"
-        body_en = f"{subject.name_en} stuck at {quantity(rule, subject, value)[1]} for {n} readings"
+        body_zh = f"{subject.name_zh}连续 {n} 次读数不变（{q_v}）"
+        body_en = f"{subject.name_en} stuck at {q_v} for {n} readings"
     elif rule.kind == "crane_wind":
         body_zh = (
             f"风速 {number(value)} m/s 超过{rule.labels[3][0]}（{number(threshold)} m/s）时"
@@ -133,25 +129,21 @@ def level_message(
     elif rule.kind == "consecutive":
         n = int(rule.options.get("count", 0))
         share = float(rule.options.get("share", 1.0))
-        g = Grade(grade_to or grade_from)
-        limit = threshold / share
+        q_limit = quantity(rule, subject, threshold / share)
+        label_zh, label_en = rule.labels[g_thr - 1]
         body_zh = (
-            f"{subject.name_zh}变化速率连续 {n} 个周期超过{rule.labels[g - 1][0]} "
-            f"{quantity(rule, subject, limit)[0]}的 {number(share * 100)}%，"
-            f"本次 {quantity(rule, subject, value)[0]}"
+            f"{subject.name_zh}变化速率连续 {n} 个周期超过{label_zh} {q_limit}的 "
+            f"{number(share * 100)}%，本次 {q_v}"
         )
         body_en = (
-            f"{subject.name_en}: rate over {number(share * 100)} % of the "
-            f"{rule.labels[g - 1][1]} ({quantity(rule, subject, limit)[1]}) for {n} "
-            f"periods in a row, now {quantity(rule, subject, value)[1]}"
+            f"{subject.name_en}: rate over {number(share * 100)} % of the {label_en} "
+            f"({q_limit}) for {n} periods in a row, now {q_v}"
         )
     else:
-        m_zh, m_en = _measure(rule, subject, value)
+        m_zh, m_en = _measure(rule, subject, q_v)
+        t_zh, t_en = _threshold(rule, g_thr, quantity(rule, subject, threshold))
         up = rule.direction > 0
-        t_zh, t_en = _threshold(rule, subject, Grade(grade_to or grade_from), threshold)
         if action in ("resolve", "deescalate"):
-            g_left = Grade(grade_from)
-            t_zh, t_en = _threshold(rule, subject, g_left, threshold)
             body_zh = f"{m_zh}，{'回落至' if up else '回升至'}{t_zh}{'以下' if up else '以上'}"
             body_en = f"{m_en}, back {'under' if up else 'over'} {t_en}"
         else:
@@ -177,8 +169,8 @@ def late_message(
     rule: ResolvedRule, subject: Subject, grade: Grade, count: int, value: float, threshold: float
 ) -> tuple[str, str]:
     """Explain readings that arrived late (after newer ones) and reached a level."""
-    m_zh, m_en = _measure(rule, subject, value)
-    t_zh, t_en = _threshold(rule, subject, grade, threshold)
+    m_zh, m_en = _measure(rule, subject, quantity(rule, subject, value))
+    t_zh, t_en = _threshold(rule, grade, quantity(rule, subject, threshold))
     return (
         f"补传数据：{count} 条迟到读数达到{grade.label_zh}，最大为{m_zh}，超过{t_zh}；"
         f"按其自身时间评级，不重新打开告警",
