@@ -190,6 +190,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--shuffle", action="store_true", help="shuffle the rows of each batch")
+    parser.add_argument(
+        "--scaling",
+        type=int,
+        nargs="*",
+        default=[1000, 20000],
+        help="also measure these batch sizes",
+    )
     parser.add_argument("--reference-batches", type=int, default=4)
     args = parser.parse_args()
     series, model = registry(args.series)
@@ -224,6 +231,20 @@ def main() -> None:
     ref_rate = statistics.median(ref_rates)
     thr_rate = statistics.median(c[0] for c in ceil)
     rate_rate = statistics.median(c[1] for c in ceil)
+    scaling = []
+    for size in args.scaling:
+        n_batches = max(args.batches * args.batch // size, 1)
+        more = stream(model, n_batches + args.warmup * args.batch // size, size, seed=13)
+        cut = args.warmup * args.batch // size
+        scaling.append(
+            (
+                size,
+                max(
+                    run_engine(series, more[:cut], more[cut:])[1]
+                    for _ in range(max(1, args.repeats // 2))
+                ),
+            )
+        )
     print(f"transitions per run: {dict(sorted(actions.items()))}")
     print(
         f"engine, every rule kind:      {engine_rate / 1e6:8.2f} M readings/s "
@@ -233,6 +254,8 @@ def main() -> None:
         f"engine, per CPU second:       {statistics.median(engine_cpu) / 1e6:8.2f} M readings/s "
         f"(process time; the machine is shared, load {os.getloadavg()[0]:.1f})"
     )
+    for size, rate in scaling:
+        print(f"engine at batches of {size:>6}:  {rate / 1e6:8.2f} M readings/s (best, CPU time)")
     print(
         f"scalar reference:             {ref_rate / 1e6:8.3f} M readings/s "
         f"-> engine is {engine_rate / ref_rate:.0f}x the reference"
