@@ -216,17 +216,17 @@ def main() -> None:
         f"stream: {args.batches} batches x {args.batch} readings, "
         f"{(batches[-1].time_us.max() - T0_US) / 3.6e9:.1f} h of data"
     )
-    engine_rates, engine_cpu = [], []
+    # interleaved, so that each figure and its ceilings see the same load on the shared machine
+    engine_rates, engine_cpu, ref_rates = [], [], []
+    ceil = []
     actions: Counter[str] = Counter()
-    for _ in range(args.repeats):
+    for i in range(args.repeats):
         r, c, actions = run_engine(series, warmup, batches)
         engine_rates.append(r)
         engine_cpu.append(c)
-    ref_rates = [
-        run_reference(series, warmup, batches[: args.reference_batches])
-        for _ in range(max(1, args.repeats // 2))
-    ]
-    ceil = [ceilings(batches) for _ in range(args.repeats)]
+        ceil.append(ceilings(batches))
+        if i % 2 == 0:
+            ref_rates.append(run_reference(series, warmup, batches[: args.reference_batches]))
     engine_rate = statistics.median(engine_rates)
     ref_rate = statistics.median(ref_rates)
     thr_rate = statistics.median(c[0] for c in ceil)
