@@ -1,7 +1,9 @@
 """Dead letters (死信): payloads ingest refused, with their reason and raw bytes, for admins.
 
 Topics name sites but a refused payload may name a site that does not exist, so dead letters
-are not scoped to tenants: only admins see them.
+are not scoped to tenants: only admins see them. Once the registry is fixed (the missing device
+added, the metric configured), `POST /dead-letters/replay` decodes them again with ingest's own
+replay (`ingest.replay.replay_dead_letters`, the same as `hazmon dead-letters replay`).
 """
 
 from __future__ import annotations
@@ -11,11 +13,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict
 
-from api.deps import ConnDep, Id64
+from api.deps import ConnDep, Id64, SettingsDep
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.security import AdminDep
+from hazmon.db import connect
+from ingest import Reason
+from ingest.replay import replay_dead_letters
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
@@ -54,6 +60,24 @@ class DeadLettersPublic(BaseModel):
     count: int
 
 
+class DeadLetterReplay(BaseModel):
+    """Which dead letters to replay: those of one reason, or all not yet replayed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: Reason | None = None
+
+
+class ReplayPublic(BaseModel):
+    """What a replay did. Replayed readings are stored, not graded (they are late data)."""
+
+    attempted: int
+    replayed: int
+    still_refused: dict[str, int]
+    readings_stored: int
+    readings_already_stored: int
+
+
 def _letter(row: dict[str, Any]) -> DeadLetterPublic:
     payload = bytes(row["payload"])
     return DeadLetterPublic.model_validate(
@@ -90,3 +114,22 @@ async def list_dead_letters(
 async def get_dead_letter(conn: ConnDep, who: AdminDep, letter_id: Id64) -> DeadLetterPublic:
     """One dead letter with its payload."""
     return _letter(await fetch_one(conn, DEAD_LETTERS, who, letter_id))
+
+
+@router.post("/replay", response_model=ReplayPublic, summary="重放死信 / replay dead letters")
+async def replay(who: AdminDep, settings: SettingsDep, body: DeadLetterReplay) -> ReplayPublic:
+    """Decode the unreplayed dead letters again against the current registry and store what
+    now decodes; the others stay, with the reason they are still refused."""
+
+    def run() -> ReplayPublic:
+        with connect(settings.database_url) as conn:
+            summary = replay_dead_letters(conn, settings, reason=body.reason)
+        return ReplayPublic(
+            attempted=summary.attempted,
+            replayed=summary.replayed,
+            still_refused=dict(summary.still_refused),
+            readings_stored=summary.readings_stored,
+            readings_already_stored=summary.readings_already_stored,
+        )
+
+    return await run_in_threadpool(run)

@@ -216,6 +216,7 @@ CASES: list[Case] = [
         body=lambda a, b: {"name": "值班群", "kind": "wecom", "url": "https://example.com/hook"},
     ),
     Case("PATCH", "/webhooks/{x.webhook}", ADMIN, body=lambda a, b: {"min_grade": 3}),
+    Case("POST", "/dead-letters/replay", ADMIN, body=lambda a, b: {}),
     Case(
         "POST",
         "/tokens",
