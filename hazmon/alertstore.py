@@ -109,6 +109,7 @@ def load_engine(
     conn: psycopg.Connection[Any],
     site_codes: Collection[str] | None = None,
     profiles: Mapping[str, rules.Profile] | None = None,
+    previous: rules.Engine | None = None,
 ) -> rules.Engine:
     """Build the rule engine for the registry's series and restore its state.
 
@@ -119,6 +120,8 @@ def load_engine(
         conn: a connection to the hazmon database.
         site_codes: only the series of these sites (an ingest worker's partition); None: all.
         profiles: default profiles; default `rules.load_profiles()`.
+        previous: the engine being replaced after a registry change: the series it shares
+            with the new one keep their state (`Engine.adopt`), only the others are replayed.
 
     Returns:
         An engine whose open alerts, run lengths and rate windows are those an uninterrupted
@@ -156,7 +159,8 @@ def load_engine(
         conn.execute(_PIN_BASELINES_SQL, {"series": cumulative})
     for sid, value, valid_from in conn.execute(_BASELINES_SQL, {"series": sids}):
         engine.set_baseline(sid, float(value), to_us(valid_from))
-    _replay(conn, engine, sids)
+    adopted = engine.adopt(previous) if previous is not None else set()
+    _replay(conn, engine, [sid for sid in sids if sid not in adopted])
     for sid, rule, grade in conn.execute(_OPEN_ALERTS_SQL, {"series": sids}):
         engine.restore_alert(sid, rule, rules.Grade(grade))
     return engine

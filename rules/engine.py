@@ -286,6 +286,9 @@ class Engine:
         self._build_wind(per_kind)
         self._build_curves(per_kind)
         self._slot_index = {(s.series_id, s.rule.rule): i for i, s in enumerate(self._slots)}
+        self._slots_by_sx: dict[int, list[_Slot]] = {}
+        for slot in self._slots:
+            self._slots_by_sx.setdefault(slot.sx, []).append(slot)
         self._build_level_table()
 
     def _build_level_table(self) -> None:
@@ -339,6 +342,7 @@ class Engine:
         for sx, s in enumerate(self._series):
             if wind_metric.get(s.work_id) == s.metric:
                 self._wind_source[sx] = wx[s.work_id]
+        self._wind_works = works
         self._wind_t = np.full(len(works), NEVER, dtype=np.int64)
         self._wind_v = np.full(len(works), np.nan)
 
@@ -379,6 +383,7 @@ class Engine:
         for sx, s in enumerate(self._series):
             if radius_metric.get(s.device_id) == s.metric:
                 self._radius_source[sx] = gx[s.device_id]
+        self._radius_devices = devices
         self._radius_t = np.full(len(devices), NEVER, dtype=np.int64)
         self._radius_v = np.full(len(devices), np.nan)
 
@@ -419,15 +424,15 @@ class Engine:
 
     def rules_of(self, series_id: int) -> list[ResolvedRule]:
         """The effective (resolved) rules of one series."""
-        return [s.rule for s in self._slots if s.series_id == series_id]
+        return [s.rule for s in self._slots_by_sx.get(self._sx(series_id), [])]
 
     def history_us(self, series_id: int) -> int:
         """How far back before a series' newest reading a replay must start, µs (see
         `replay`): the longest time window any of its rules looks back over."""
         sx = self._sx(series_id)
         span = 0.0
-        for s in self._slots:
-            if s.sx == sx and s.rule.kind in ("rate", "consecutive"):
+        for s in self._slots_by_sx.get(sx, []):
+            if s.rule.kind in ("rate", "consecutive"):
                 window = float(s.rule.options.get("window_s", DAY_S))
                 period = float(s.rule.options.get("period_s", DAY_S))
                 count = float(s.rule.options.get("count", 1))
@@ -443,8 +448,7 @@ class Engine:
         sx = self._sx(series_id)
         caps = [
             int(max(s.rule.debounce, s.rule.resolve_after, s.rule.options.get("count", 1)))
-            for s in self._slots
-            if s.sx == sx
+            for s in self._slots_by_sx.get(sx, [])
         ]
         return max(caps, default=1) + 2
 
@@ -505,6 +509,57 @@ class Engine:
             for i in np.flatnonzero(self._grade)
             if self._slots[i].rule.kind in SENSOR_KINDS
         }
+
+    def adopt(self, old: Engine) -> set[int]:
+        """Take over the state of the series an engine being replaced also watched.
+
+        When the registry changes the ingest builds a new engine; the series it shares with the
+        old one (same series, device, work and parameters) keep their history - newest reading,
+        rate checkpoints, runs of every rule they still have, the newest wind and radius -
+        instead of replaying it from the database. Run lengths of a rule whose thresholds were
+        changed carry over as they were.
+
+        Returns:
+            The ids of the series taken over (the others need `replay`).
+        """
+        adopted: set[int] = set()
+        for sx, info in enumerate(self._series):
+            ox = old._sx(info.series_id)
+            if ox < 0 or old._series[ox] != info:
+                continue
+            adopted.add(info.series_id)
+            self._last_t[sx], self._last_v[sx] = old._last_t[ox], old._last_v[ox]
+            ri, ori = self._rate_of[sx], old._rate_of[ox]
+            if ri >= 0 and ori >= 0 and self._rate_window[ri] == old._rate_window[ori]:
+                self._ring_t[ri], self._ring_v[ri] = old._ring_t[ori], old._ring_v[ori]
+                self._rate_last_slot[ri] = old._rate_last_slot[ori]
+            for slot in self._slots_by_sx.get(sx, []):
+                i = self._slot_index[(info.series_id, slot.rule.rule)]
+                j = old._slot_index.get((info.series_id, slot.rule.rule))
+                if j is None or old._slots[j].rule.kind != slot.rule.kind:
+                    continue
+                self._grade[i], self._busy[i] = old._grade[j], old._busy[j]
+                self._run_up[i], self._run_dn[i] = old._run_up[j], old._run_dn[j]
+                self._aux_run[i], self._aux_slot[i] = old._aux_run[j], old._aux_slot[j]
+        for d, rep in enumerate(self._dev_rep):
+            od = old._dev_index.get(rep.device_id)
+            if od is not None:
+                self._dev_last_t[d], self._dev_grade[d] = old._dev_last_t[od], old._dev_grade[od]
+        for mine, theirs in (
+            (
+                (self._wind_works, self._wind_t, self._wind_v),
+                (old._wind_works, old._wind_t, old._wind_v),
+            ),
+            (
+                (self._radius_devices, self._radius_t, self._radius_v),
+                (old._radius_devices, old._radius_t, old._radius_v),
+            ),
+        ):
+            index = {g: i for i, g in enumerate(theirs[0])}
+            for i, g in enumerate(mine[0]):
+                if g in index:
+                    mine[1][i], mine[2][i] = theirs[1][index[g]], theirs[2][index[g]]
+        return adopted
 
     def replay(self, batch: Batch) -> None:
         """Rebuild run lengths and per-series history from stored readings, emitting nothing.

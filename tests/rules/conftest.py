@@ -32,7 +32,7 @@ class DeviceSpec:
 def make_registry(conn: psycopg.Connection[Any], devices: Sequence[DeviceSpec]) -> list[SeriesInfo]:
     """Insert sites, works, devices and series; return the series as the engine sees them."""
     out: list[SeriesInfo] = []
-    for i, dev in enumerate(devices):
+    for dev in devices:
         site = conn.execute(
             "INSERT INTO sites (code, name, region_code) VALUES (%s, %s, '330100')"
             " ON CONFLICT (code) DO UPDATE SET name = excluded.name RETURNING id",
@@ -42,7 +42,7 @@ def make_registry(conn: psycopg.Connection[Any], devices: Sequence[DeviceSpec]) 
         work = conn.execute(
             "INSERT INTO works (site_id, code, name, hazard_kind, params)"
             " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-            (site[0], f"W{i}", f"work {i}", dev.hazard_kind, json.dumps(dict(dev.work_params))),
+            (site[0], f"W-{dev.code}", f"work {dev.code}", dev.hazard_kind, json.dumps(dict(dev.work_params))),
         ).fetchone()
         assert work is not None
         device = conn.execute(

@@ -130,3 +130,28 @@ def test_restart_mid_stream_gives_the_same_alerts(
     ).fetchone()
     assert n_changes is not None
     assert n_changes[0] == sum(1 for k in want if k[2] not in ("baseline",))
+
+
+@pytest.mark.parametrize(("seed", "change_at"), [(5, 2), (6, 4)])
+def test_registry_change_keeps_the_state_of_unchanged_series(
+    conn: psycopg.Connection[Any], seed: int, change_at: int
+) -> None:
+    ids = setup_registry(conn)
+    batches = stream(seed, ids)
+    uninterrupted = alertstore.load_engine(conn)
+    want = [key(t) for b in batches for t in uninterrupted.evaluate(b, int(b.time_us.max()))]
+    engine = alertstore.load_engine(conn)
+    got = []
+    for i, b in enumerate(batches):
+        if i == change_at:  # a device is registered: the ingest rebuilds its engine
+            make_registry(conn, [DeviceSpec("NEW1", "facade", ["tilt_permille"], {}, 60.0)])
+            conn.commit()
+            old = engine
+            engine = alertstore.load_engine(conn, previous=old)
+            assert engine.adopt(old) == set(ids.values())
+        store_readings(conn, b)
+        out = engine.evaluate(b, int(b.time_us.max()))
+        alertstore.record(conn, out)
+        conn.commit()
+        got += [key(t) for t in out]
+    assert got == want
