@@ -42,7 +42,13 @@ def make_registry(conn: psycopg.Connection[Any], devices: Sequence[DeviceSpec]) 
         work = conn.execute(
             "INSERT INTO works (site_id, code, name, hazard_kind, params)"
             " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-            (site[0], f"W-{dev.code}", f"work {dev.code}", dev.hazard_kind, json.dumps(dict(dev.work_params))),
+            (
+                site[0],
+                f"W-{dev.code}",
+                f"work {dev.code}",
+                dev.hazard_kind,
+                json.dumps(dict(dev.work_params)),
+            ),
         ).fetchone()
         assert work is not None
         device = conn.execute(
