@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +22,8 @@ import numpy as np
 import psycopg
 
 import rules
+
+log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _REPLAY_CHUNK = 200_000
@@ -154,6 +157,12 @@ def load_engine(
         for row in conn.execute(_OVERRIDES_SQL, {"works": works, "series": sids})
     ]
     engine = rules.Engine(series, profiles, overrides)
+    if engine.warnings:
+        # e.g. a strut series on a work without strut_design_kn: that rule cannot apply
+        log.warning(
+            "rules not applied",
+            extra={"count": len(engine.warnings), "first": engine.warnings[:5]},
+        )
     cumulative = [sid for sid in sids if any(r.kind == "cumulative" for r in engine.rules_of(sid))]
     if cumulative:
         conn.execute(_PIN_BASELINES_SQL, {"series": cumulative})

@@ -103,6 +103,8 @@ class Baseline:
 
 @dataclass(frozen=True, slots=True)
 class _Slot:
+    """One (series, rule) pair: the unit of alert state."""
+
     series_id: int
     sx: int
     rule: ResolvedRule
