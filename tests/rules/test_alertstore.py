@@ -112,3 +112,83 @@ def test_acknowledge_needs_a_note_and_escalation_reopens(conn: psycopg.Connectio
     assert actions == ["open", "acknowledge", "escalate"]
     with pytest.raises(alertstore.AlertStoreError):
         alertstore.acknowledge(conn, 999_999, "zhang.san", "note")
+
+
+def test_late_readings_attach_to_the_alert_of_their_time_and_never_reopen(
+    conn: psycopg.Connection[Any],
+) -> None:
+    sid = crane(conn)
+    engine = alertstore.load_engine(conn)
+    # open at 10 s, resolved at 40 s (three normal readings after it)
+    ingest(
+        conn,
+        engine,
+        batch(sid, [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.95, 0.5, 0.5, 0.5], 0),
+    )
+    assert alerts(conn) == [(sid, "moment_ratio", 2, "resolved")]
+    # a buffered flush: 11.5 s lies inside that alert, 2.5 s before it
+    late = Batch(
+        np.array([sid, sid], dtype=np.int64),
+        T0_US + np.array([11_500_000, 2_500_000], dtype=np.int64),
+        np.array([1.05, 0.92]),
+    )
+    out = ingest(conn, engine, late)
+    assert [(t.action, int(t.grade_to)) for t in out] == [("late", 4)]
+    rows = conn.execute(
+        "SELECT a.id, a.state, t.action, t.grade_to FROM alert_transitions t"
+        " JOIN alerts a ON a.id = t.alert_id WHERE t.action = 'late'"
+    ).fetchall()
+    assert len(rows) == 1
+    assert rows[0][1:] == ("resolved", "late", 4)
+    assert conn.execute("SELECT count(*) FROM alerts WHERE state <> 'resolved'").fetchone() == (0,)
+    # a late reading outside any alert is kept as an alert created resolved
+    out = ingest(
+        conn,
+        engine,
+        Batch(
+            np.array([sid], dtype=np.int64),
+            np.array([T0_US + 3_000_000], dtype=np.int64),
+            np.array([1.2]),
+        ),
+    )
+    assert [t.action for t in out] == ["late"]
+    assert alerts(conn) == [
+        (sid, "moment_ratio", 2, "resolved"),
+        (sid, "moment_ratio", 4, "resolved"),
+    ]
+
+
+def test_initial_baseline_is_stored_and_used_after_restart(
+    conn: psycopg.Connection[Any],
+) -> None:
+    (pit,) = make_registry(
+        conn,
+        [
+            DeviceSpec(
+                "PIT9",
+                "excavation",
+                ["top_disp_h_mm"],
+                {"pit_grade": 1, "support_type": "bored_pile"},
+                3600.0,
+            )
+        ],
+    )
+    conn.commit()
+    engine = alertstore.load_engine(conn)
+    ingest(conn, engine, batch(pit.series_id, [100.0, 101.0], 0))
+    stored = conn.execute("SELECT value, reason, set_by FROM baselines").fetchall()
+    assert stored == [(100.0, "initial", "engine")]
+    # an older reading arrives late; after a restart the baseline is still the first one
+    ingest(
+        conn,
+        engine,
+        Batch(
+            np.array([pit.series_id], dtype=np.int64),
+            np.array([T0_US - 3_600_000_000], dtype=np.int64),
+            np.array([90.0]),
+        ),
+    )
+    restarted = alertstore.load_engine(conn)
+    assert restarted.baseline(pit.series_id, T0_US + 5 * S) == 100.0
+    out = ingest(conn, restarted, batch(pit.series_id, [115.0], 5))
+    assert [(t.rule, t.action, int(t.grade_to)) for t in out] == [("wall_top_h", "open", 2)]
