@@ -3,7 +3,8 @@
 - `load_engine` builds a `rules.Engine` for all series (or those of some sites) from the
   registry tables, pins initial baselines, replays the newest stored readings of each series to
   rebuild run lengths and windows, and restores the open alerts, so that a restart neither
-  re-opens nor forgets an alert.
+  re-opens nor forgets an alert (an open alert whose rule was removed or disabled is closed
+  with a transition saying so).
 - `record` writes the transitions of a batch into `alerts` and `alert_transitions`, inside the
   caller's transaction (the one that also COPYs the readings).
 - `acknowledge` and `set_baseline` are the people's side: an inspector acknowledges an alert
@@ -170,9 +171,31 @@ def load_engine(
         engine.set_baseline(sid, float(value), to_us(valid_from))
     adopted = engine.adopt(previous) if previous is not None else set()
     _replay(conn, engine, [sid for sid in sids if sid not in adopted])
-    for sid, rule, grade in conn.execute(_OPEN_ALERTS_SQL, {"series": sids}):
-        engine.restore_alert(sid, rule, rules.Grade(grade))
+    orphans = [
+        (sid, rule, rules.Grade(grade))
+        for sid, rule, grade in conn.execute(_OPEN_ALERTS_SQL, {"series": sids}).fetchall()
+        if not engine.restore_alert(sid, rule, rules.Grade(grade))
+    ]
+    if orphans:
+        record(conn, [_rule_gone(sid, rule, grade) for sid, rule, grade in orphans])
     return engine
+
+
+def _rule_gone(series_id: int, rule: str, grade: rules.Grade) -> rules.Transition:
+    """Close an open alert whose rule no longer applies (removed, disabled, no design value):
+    nothing would ever resolve it otherwise."""
+    return rules.Transition(
+        series_id,
+        rule,
+        "resolve",
+        grade,
+        rules.Grade.NORMAL,
+        to_us(datetime.now(UTC)),
+        float("nan"),
+        float("nan"),
+        f"告警关闭：规则 {rule} 已停用或不再适用（配置变更）",
+        f"closed: rule {rule} was disabled or no longer applies (configuration change)",
+    )
 
 
 def _replay(conn: psycopg.Connection[Any], engine: rules.Engine, sids: list[int]) -> None:

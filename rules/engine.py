@@ -482,17 +482,25 @@ class Engine:
         i = int(np.count_nonzero(t <= time_us)) - 1
         return float(self._base_v[sx, i]) if i >= 0 else math.nan
 
-    def restore_alert(self, series_id: int, rule: str, grade: Grade) -> None:
-        """Set the grade of an open alert read back from the database (at restart)."""
+    def restore_alert(self, series_id: int, rule: str, grade: Grade) -> bool:
+        """Set the grade of an open alert read back from the database (at restart).
+
+        Returns:
+            False if the engine has no such rule for the series (the rule was removed or
+            disabled, or its design value is gone): the caller should close that alert.
+        """
+        sx = self._sx(series_id)
         if rule == OFFLINE_RULE:
-            sx = self._sx(series_id)
-            if sx >= 0:
-                self._dev_grade[self._series_dev[sx]] = int(grade)
-            return
+            if sx < 0:
+                return False
+            self._dev_grade[self._series_dev[sx]] = int(grade)
+            return True
         i = self._slot_index.get((series_id, rule))
-        if i is not None:
-            self._grade[i] = int(grade)
-            self._busy[i] = bool(grade) or bool(self._run_up[i, 0])
+        if i is None:
+            return False
+        self._grade[i] = int(grade)
+        self._busy[i] = bool(grade) or bool(self._run_up[i, 0])
+        return True
 
     def open_alerts(self) -> dict[tuple[int, str], Grade]:
         """The open alerts: (series id, rule) -> grade."""

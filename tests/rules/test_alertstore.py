@@ -192,3 +192,31 @@ def test_initial_baseline_is_stored_and_used_after_restart(
     assert restarted.baseline(pit.series_id, T0_US + 5 * S) == 100.0
     out = ingest(conn, restarted, batch(pit.series_id, [115.0], 5))
     assert [(t.rule, t.action, int(t.grade_to)) for t in out] == [("wall_top_h", "open", 2)]
+
+
+def test_an_alert_whose_rule_is_disabled_is_closed_at_reload(
+    conn: psycopg.Connection[Any],
+) -> None:
+    sid = crane(conn)
+    engine = alertstore.load_engine(conn)
+    ingest(conn, engine, batch(sid, [0.95]))
+    work = conn.execute(
+        "SELECT d.work_id FROM series s JOIN devices d ON d.id = s.device_id WHERE s.id = %s",
+        (sid,),
+    ).fetchone()
+    assert work is not None
+    conn.execute(
+        "INSERT INTO thresholds (work_id, metric, rule, params)"
+        " VALUES (%s, 'moment_ratio', 'moment_ratio', '{\"enabled\": false}')",
+        (work[0],),
+    )
+    reloaded = alertstore.load_engine(conn, previous=engine)
+    conn.commit()
+    assert reloaded.open_alerts() == {}
+    assert alerts(conn) == [(sid, "moment_ratio", 2, "resolved")]
+    last = conn.execute(
+        "SELECT action, message_en FROM alert_transitions ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert last is not None
+    assert last[0] == "resolve"
+    assert "disabled" in last[1]
