@@ -13,13 +13,18 @@ from hazmon.settings import Settings
 
 
 async def get_conn(request: Request) -> AsyncIterator[AsyncConnection[dict[str, Any]]]:
-    """A pooled connection returning rows as dicts, for the duration of one request."""
+    """A pooled connection returning rows as dicts; its transaction is the request's.
+
+    Leaving the block commits (or rolls back on an exception), so the dependency is
+    function-scoped: that happens before the response is sent, never after, and a client that
+    got a 2xx can rely on the write being committed.
+    """
     async with request.app.state.pool.connection() as conn:
         conn.row_factory = dict_row
         yield conn
 
 
-ConnDep = Annotated[AsyncConnection[dict[str, Any]], Depends(get_conn)]
+ConnDep = Annotated[AsyncConnection[dict[str, Any]], Depends(get_conn, scope="function")]
 
 
 Id32 = Annotated[int, Path(ge=1, le=2_147_483_647, description="编号 / id")]

@@ -121,3 +121,18 @@ def test_a_query_past_the_statement_timeout_is_cancelled_with_503(
         blocker.rollback()
     assert response.status_code == 503
     assert "too long" in response.json()["detail"]
+
+
+def test_a_write_is_committed_before_its_response_is_sent(world: World) -> None:
+    admin = bearer(world.tokens["admin"] or "")
+    with (
+        httpx.Client(base_url=world.base, headers=admin) as http,
+        psycopg.connect(world.db_url, autocommit=True) as conn,
+    ):
+        for i in range(30):
+            created = http.post(
+                "/regions", json={"code": f"4290{i:02d}", "name": f"r{i}", "parent_code": None}
+            )
+            assert created.status_code == 201
+            seen = conn.execute("SELECT 1 FROM regions WHERE code = %s", (f"4290{i:02d}",))
+            assert seen.fetchone() is not None, f"write {i} answered 201 before it committed"
