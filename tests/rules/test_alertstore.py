@@ -97,7 +97,9 @@ def test_acknowledge_needs_a_note_and_escalation_reopens(conn: psycopg.Connectio
     sid = crane(conn)
     engine = alertstore.load_engine(conn)
     ingest(conn, engine, batch(sid, [0.95]))
-    (alert_id,) = conn.execute("SELECT id FROM alerts").fetchone() or (None,)
+    row = conn.execute("SELECT id FROM alerts").fetchone()
+    assert row is not None
+    alert_id = int(row[0])
     with pytest.raises(alertstore.AlertStoreError):
         alertstore.acknowledge(conn, alert_id, "zhang.san", " ")
     assert alertstore.acknowledge(conn, alert_id, "zhang.san", "已通知司机停止吊装")
