@@ -117,8 +117,11 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, psycopg.Error)
-    message = (exc.diag.message_primary or type(exc).__name__) if exc.diag else str(exc)
-    detail = exc.diag.message_detail if exc.diag else None
+    # the server's one-line message; errors raised by psycopg itself (a NUL byte in text) have
+    # none, and their own text is one line without internals
+    first_line = next(iter(str(exc).splitlines()), "")
+    message = exc.diag.message_primary or first_line or type(exc).__name__
+    detail = exc.diag.message_detail
     text = f"{message} ({detail})" if detail else message
     if isinstance(exc, psycopg.errors.IntegrityError):
         return problem(request, 409, f"conflicts with the stored data: {text}")

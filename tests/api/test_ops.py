@@ -64,6 +64,7 @@ def test_errors_are_problem_details_and_bodies_are_limited(world: World) -> None
             assert "psycopg" not in response.text
         assert {e["loc"][-1] for e in invalid.json()["errors"]} == {"code", "name", "region_code"}
         assert "already exists" in duplicate.json()["detail"]
+        assert "NUL" in nul.json()["detail"]
 
         big = b"[" + b"1," * 600_000 + b"1]"
         declared = http.post("/sites", content=big, headers={"content-type": "application/json"})
