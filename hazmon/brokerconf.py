@@ -22,6 +22,12 @@ from typing import Any
 
 import psycopg
 
+UPSERT_CREDENTIALS_SQL = """
+    INSERT INTO device_credentials (device_id, username, password_hash)
+    VALUES (%(device_id)s, %(username)s, %(password_hash)s)
+    ON CONFLICT (device_id) DO UPDATE SET username = EXCLUDED.username,
+        password_hash = EXCLUDED.password_hash, created_at = now()"""
+"""Store a device's account (shared by the API and the CLI)."""
 PBKDF2_ITERATIONS = 10_000
 """Mosquitto's own default is 101; the broker pays this once per CONNECT, not per message."""
 SALT_BYTES = 12
@@ -110,6 +116,36 @@ def emqx_acl_file(
         )
     out.append("{deny, all}.\n")
     return "".join(out)
+
+
+def issue_missing_credentials(
+    conn: psycopg.Connection[Any], site_code: str | None = None
+) -> list[tuple[str, str]]:
+    """Give every device without broker credentials (of one site, or all) a new password.
+
+    Commits; returns (username, password) pairs, the only time the passwords are known.
+    """
+    with conn.transaction():
+        devices = conn.execute(
+            """SELECT d.id, s.code, d.code FROM devices d JOIN sites s ON s.id = d.site_id
+               LEFT JOIN device_credentials c ON c.device_id = d.id
+               WHERE c.device_id IS NULL AND (%(site)s::text IS NULL OR s.code = %(site)s)
+               ORDER BY s.code, d.code""",
+            {"site": site_code},
+        ).fetchall()
+        issued = []
+        for device_id, site, device in devices:
+            username, password = device_username(site, device), new_password()
+            conn.execute(
+                UPSERT_CREDENTIALS_SQL,
+                {
+                    "device_id": device_id,
+                    "username": username,
+                    "password_hash": mosquitto_hash(password),
+                },
+            )
+            issued.append((username, password))
+    return issued
 
 
 def load_device_accounts(conn: psycopg.Connection[Any]) -> list[DeviceAccount]:

@@ -185,6 +185,33 @@ def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_device_credentials(settings: Settings, args: argparse.Namespace) -> int:
+    """Issue broker credentials to every device that has none; write them to a CSV once."""
+    import csv
+    import os
+
+    from hazmon.brokerconf import issue_missing_credentials
+
+    out = Path(args.out)
+    if out.exists():
+        print(
+            f"输入错误 / invalid input: {out} exists; passwords are written once", file=sys.stderr
+        )
+        return 2
+    with connect(settings.database_url) as conn:
+        issued = issue_missing_credentials(conn, args.site)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["username", "password"])
+        writer.writerows(issued)
+    print(
+        f"已发放 / issued {len(issued)} device credentials to {out} (仅此一次 / shown only here); "
+        "then run `hazmon broker-config`"
+    )
+    return 0
+
+
 def cmd_broker_config(settings: Settings, args: argparse.Namespace) -> int:
     """Write Mosquitto's password file and ACL from the device registry."""
     from hazmon.brokerconf import ServiceAccount, mosquitto_hash, write_broker_config
@@ -326,6 +353,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     broker.add_argument("--out", required=True, help="输出目录 / output directory")
     broker.set_defaults(func=cmd_broker_config)
+
+    creds = sub.add_parser(
+        "device-credentials",
+        help="为尚无接入密码的设备发放密码（写入 CSV）/ issue missing device broker passwords",
+    )
+    creds.add_argument("--out", required=True, help="CSV 文件（新建，0600）/ new CSV file")
+    creds.add_argument("--site", help="只此工地 / only this site's devices")
+    creds.set_defaults(func=cmd_device_credentials)
     return parser
 
 

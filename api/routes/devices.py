@@ -20,7 +20,12 @@ from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.routes.sites import CODE
 from api.routes.works import WORKS
 from api.security import AdminDep, ReaderDep
-from hazmon.brokerconf import device_username, mosquitto_hash, new_password
+from hazmon.brokerconf import (
+    UPSERT_CREDENTIALS_SQL,
+    device_username,
+    mosquitto_hash,
+    new_password,
+)
 from hazmon.catalogue import CatalogueError, hazard_kind
 
 router = APIRouter(prefix="/devices", tags=["devices"])
@@ -99,14 +104,11 @@ async def _issue_credentials(
         username=device_username(device["site_code"], device["code"]), password=new_password()
     )
     await conn.execute(
-        """INSERT INTO device_credentials (device_id, username, password_hash)
-           VALUES (%(id)s, %(username)s, %(hash)s)
-           ON CONFLICT (device_id) DO UPDATE SET username = EXCLUDED.username,
-               password_hash = EXCLUDED.password_hash, created_at = now()""",
+        UPSERT_CREDENTIALS_SQL,
         {
-            "id": device["id"],
+            "device_id": device["id"],
             "username": credentials.username,
-            "hash": await run_in_threadpool(mosquitto_hash, credentials.password),
+            "password_hash": await run_in_threadpool(mosquitto_hash, credentials.password),
         },
     )
     return credentials
