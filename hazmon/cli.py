@@ -172,6 +172,21 @@ def cmd_token_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_token_list(settings: Settings, args: argparse.Namespace) -> int:
+    """List API tokens (never the tokens themselves): id, name, role, scope, state."""
+    with connect(settings.database_url) as conn:
+        rows = conn.execute(
+            """SELECT id, name, role, region_code, enterprise, site_id, expires_at,
+                      revoked_at IS NOT NULL, expires_at < now()
+               FROM api_tokens ORDER BY id"""
+        ).fetchall()
+    for token_id, name, role, region, enterprise, site_id, expires, revoked, expired in rows:
+        scope = region or enterprise or (f"site #{site_id}" if site_id else "-")
+        state = "revoked" if revoked else "expired" if expired else f"until {expires:%Y-%m-%d}"
+        print(f"#{token_id}\t{role}\t{scope}\t{state}\t{name}")
+    return 0
+
+
 def cmd_token_revoke(settings: Settings, args: argparse.Namespace) -> int:
     """Revoke an API token by id."""
     from hazmon.auth import revoke_token
@@ -346,6 +361,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = token_sub.add_parser("revoke", help="吊销令牌 / revoke a token")
     revoke.add_argument("id", type=int, help="令牌编号 / token id")
     revoke.set_defaults(func=cmd_token_revoke)
+    token_sub.add_parser(
+        "list", help="列出令牌（不含令牌本身）/ list tokens (never the secrets)"
+    ).set_defaults(func=cmd_token_list)
 
     broker = sub.add_parser(
         "broker-config",

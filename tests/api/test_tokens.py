@@ -54,6 +54,9 @@ def test_cli_token_is_shown_once_stored_hashed_scoped_and_revocable(world: World
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"] == "Bearer"
     assert _hazmon(world, "token", "revoke", str(token_id)).returncode == 2
+    listed = _hazmon(world, "token", "list").stdout.splitlines()
+    assert f"#{token_id}\tinspector\t4201\trevoked\t武汉站" in listed
+    assert token not in "\n".join(listed)
     wrong = _hazmon(world, "token", "create", "--role", "regulator", "--name", "x")
     assert wrong.returncode == 2
     assert "region" in wrong.stderr
