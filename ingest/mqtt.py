@@ -198,13 +198,19 @@ class MqttSource:
             log.warning("mqtt disconnected", extra={"reason": str(reason)})
 
     def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        self.messages.put(
-            Message(
-                mid=msg.mid,
-                qos=msg.qos,
-                topic=msg.topic,
-                payload=bytes(msg.payload),
-                received_us=time.time_ns() // 1000,
-                connection=self._connection,
-            )
+        message = Message(
+            mid=msg.mid,
+            qos=msg.qos,
+            topic=msg.topic,
+            payload=bytes(msg.payload),
+            received_us=time.time_ns() // 1000,
+            connection=self._connection,
         )
+        # Blocks while the queue is full: this is what stops reading (module docstring). On
+        # shutdown the message is let go unacknowledged; the broker delivers it again.
+        while not self._stopping.is_set():
+            try:
+                self.messages.put(message, timeout=0.5)
+                return
+            except queue.Full:
+                continue

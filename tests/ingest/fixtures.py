@@ -197,6 +197,10 @@ def _listening(port: int) -> bool:
 # --- the readings a test publishes -------------------------------------------------------
 
 
+_ENTRIES = 5  # timestamps per payload: 5 × 10 crane metrics = 50 readings
+_STEP_MS = 1000
+
+
 @dataclass(frozen=True, slots=True)
 class Stream:
     """A deterministic set of crane readings: each device sends `messages_per_device` payloads
@@ -209,8 +213,8 @@ class Stream:
     devices: tuple[tuple[str, str], ...]
     messages_per_device: int
     base_ms: int
-    entries: int = 5
-    step_ms: int = 1000
+    entries: int = _ENTRIES
+    step_ms: int = _STEP_MS
 
     @classmethod
     def cranes(
@@ -220,12 +224,14 @@ class Stream:
         devices_per_site: int,
         messages_per_device: int,
         *,
-        age_s: float = 3 * 3600,
+        age_s: float | None = None,
     ) -> Stream:
         """The stream of the devices `crane_inventory(sites, devices_per_site)` registers,
-        starting `age_s` ago (1 s apart: 5 s of each device's readings per payload)."""
+        1 s apart (5 s of each device's readings per payload), starting `age_s` ago; by default
+        so long ago that its last reading is a minute old (none may lie in the future)."""
         devices = tuple((site, _device_code(n)) for site in sites for n in range(devices_per_site))
-        base_ms = int((time.time() - age_s) * 1000)
+        span_s = messages_per_device * _ENTRIES * _STEP_MS / 1000
+        base_ms = int((time.time() - (age_s if age_s is not None else span_s + 60)) * 1000)
         return cls(topic_root, devices, messages_per_device, base_ms)
 
     @property
