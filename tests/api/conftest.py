@@ -8,6 +8,9 @@ enterprise token and a gateway. Nobody but admin may see site B, except by guess
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,18 @@ HAZARD_STATES = {
     "rectified2": ("rectified", "enterprise:someone-else#0"),
     "verified": ("verified", "enterprise:someone-else#0"),
 }
+
+
+def hazmon(db_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the `hazmon` CLI on the database at `db_url`, with extra HAZMON_* settings."""
+    return subprocess.run(
+        [sys.executable, "-m", "hazmon.cli", *args],
+        env={**os.environ, "HAZMON_DATABASE_URL": db_url, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 @dataclass(frozen=True)

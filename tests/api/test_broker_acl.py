@@ -8,11 +8,9 @@ passwords cannot connect, and a gateway receives nothing.
 
 from __future__ import annotations
 
-import os
 import queue
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,8 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from hazmon.settings import Settings
-from tests.api.conftest import World
+from tests.api.conftest import World, hazmon
 from tests.conftest import free_port, wait_until
 from tests.tokens import bearer
 
@@ -123,23 +120,20 @@ def _credentials(world: World, site: str) -> tuple[str, str]:
 
 @pytest.mark.slow
 def test_gateway_publishes_only_its_own_topics_and_strangers_cannot_connect(
-    world: World, settings: Settings, tmp_path: Path
+    world: World, tmp_path: Path
 ) -> None:
     user_a, password_a = _credentials(world, "A")
     user_b, password_b = _credentials(world, "B")
     assert (user_a, user_b) == ("A.TC1-M", "B.TC1-M")
-    env = {
-        **os.environ,
-        "HAZMON_DATABASE_URL": world.db_url,
-        "HAZMON_MQTT_URL": f"mqtt://{INGEST_USER}:{INGEST_PASSWORD}@127.0.0.1:1883",
-        "HAZMON_TOPIC_ROOT": ROOT,
-    }
-    subprocess.run(
-        [sys.executable, "-m", "hazmon.cli", "broker-config", "--out", str(tmp_path / "broker")],
-        env=env,
-        check=True,
-        timeout=60,
+    written = hazmon(
+        world.db_url,
+        "broker-config",
+        "--out",
+        str(tmp_path / "broker"),
+        HAZMON_MQTT_URL=f"mqtt://{INGEST_USER}:{INGEST_PASSWORD}@127.0.0.1:1883",
+        HAZMON_TOPIC_ROOT=ROOT,
     )
+    assert written.returncode == 0, written.stderr
     assert password_a not in (tmp_path / "broker" / "passwd").read_text()
     with own_mosquitto(tmp_path) as port:
         ingest = Client(port, INGEST_USER, INGEST_PASSWORD)

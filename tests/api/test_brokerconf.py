@@ -5,9 +5,6 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
@@ -20,7 +17,7 @@ from hazmon.brokerconf import (
     mosquitto_hash,
     password_file,
 )
-from tests.api.conftest import World
+from tests.api.conftest import World, hazmon
 
 DEVICES = [
     DeviceAccount("A.TC1-M", "$7$h1", "A", "TC1-M"),
@@ -74,22 +71,19 @@ def test_acls_grant_each_device_its_own_two_topics_and_nothing_to_read() -> None
 def test_cli_issues_missing_credentials_once_into_a_private_csv(
     world: World, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "HAZMON_DATABASE_URL": world.db_url}
-
-    def hazmon(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "hazmon.cli", *args],
-            env=env, capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-
     site_a = tmp_path / "a.csv"
-    assert hazmon("device-credentials", "--site", "A", "--out", str(site_a)).returncode == 0
+    assert (
+        hazmon(world.db_url, "device-credentials", "--site", "A", "--out", str(site_a)).returncode
+        == 0
+    )
     assert site_a.stat().st_mode & 0o777 == 0o600
     rows = list(csv.reader(site_a.read_text(encoding="utf-8").splitlines()))
     assert [r[0] for r in rows] == ["username", "A.TC1-M"]
-    assert hazmon("device-credentials", "--out", str(site_a)).returncode == 2  # never overwrite
+    assert (
+        hazmon(world.db_url, "device-credentials", "--out", str(site_a)).returncode == 2
+    )  # never overwrite
     rest = tmp_path / "rest.csv"
-    assert hazmon("device-credentials", "--out", str(rest)).returncode == 0
+    assert hazmon(world.db_url, "device-credentials", "--out", str(rest)).returncode == 0
     rest_rows = csv.reader(rest.read_text(encoding="utf-8").splitlines())
     assert [r[0] for r in rest_rows] == ["username", "B.TC1-M"]
     with psycopg.connect(world.db_url) as conn:

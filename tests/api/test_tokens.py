@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime
 
 import httpx
@@ -13,25 +10,21 @@ import psycopg
 import pytest
 
 from hazmon.auth import AuthError, grant, region_prefix
-from tests.api.conftest import World
+from tests.api.conftest import World, hazmon
 from tests.tokens import bearer, issue
 
 
-def _hazmon(world: World, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HAZMON_DATABASE_URL": world.db_url}
-    return subprocess.run(
-        [sys.executable, "-m", "hazmon.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 def test_cli_token_is_shown_once_stored_hashed_scoped_and_revocable(world: World) -> None:
-    created = _hazmon(
-        world, "token", "create", "--role", "inspector", "--region", "420100", "--name", "武汉站"
+    created = hazmon(
+        world.db_url,
+        "token",
+        "create",
+        "--role",
+        "inspector",
+        "--region",
+        "420100",
+        "--name",
+        "武汉站",
     )
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip().splitlines()[-1]
@@ -49,15 +42,15 @@ def test_cli_token_is_shown_once_stored_hashed_scoped_and_revocable(world: World
         assert (me["token_id"], me["role"], me["region_prefix"]) == (token_id, "inspector", "4201")
         sites = http.get("/sites").json()
         assert [s["code"] for s in sites["data"]] == ["A"]
-        assert _hazmon(world, "token", "revoke", str(token_id)).returncode == 0
+        assert hazmon(world.db_url, "token", "revoke", str(token_id)).returncode == 0
         refused = http.get("/sites")
         assert refused.status_code == 401
         assert refused.headers["www-authenticate"] == "Bearer"
-    assert _hazmon(world, "token", "revoke", str(token_id)).returncode == 2
-    listed = _hazmon(world, "token", "list").stdout.splitlines()
+    assert hazmon(world.db_url, "token", "revoke", str(token_id)).returncode == 2
+    listed = hazmon(world.db_url, "token", "list").stdout.splitlines()
     assert f"#{token_id}\tinspector\t4201\trevoked\t武汉站" in listed
     assert token not in "\n".join(listed)
-    wrong = _hazmon(world, "token", "create", "--role", "regulator", "--name", "x")
+    wrong = hazmon(world.db_url, "token", "create", "--role", "regulator", "--name", "x")
     assert wrong.returncode == 2
     assert "region" in wrong.stderr
 
