@@ -126,6 +126,8 @@ def load_engine(
         profiles: default profiles; default `rules.load_profiles()`.
         previous: the engine being replaced after a registry change: the series it shares
             with the new one keep their state (`Engine.adopt`), only the others are replayed.
+            Never pass an engine whose last batch was not committed (after a failed commit
+            its state is ahead of the database): rebuild from the database alone then.
 
     Returns:
         An engine whose open alerts, run lengths and rate windows are those an uninterrupted
