@@ -59,7 +59,7 @@ def close(a: float, b: float) -> bool:
     return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
 def test_engine_matches_reference(batches: list[list[tuple[int, int, float]]]) -> None:
     engine = Engine(SERIES, PROFILES, OVERRIDES)
