@@ -45,6 +45,9 @@ class Reason(StrEnum):
     NOT_FINITE = "not_finite"
     TIMESTAMP_TOO_OLD = "timestamp_too_old"
     TIMESTAMP_IN_FUTURE = "timestamp_in_future"
+    # Found when storing, not decoding: a reading whose (series, time) is already stored with
+    # another value. The stored value is kept (never overwritten); the payload is kept here.
+    DUPLICATE_CONFLICT = "duplicate_conflict"
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,13 @@ from hazmon.alertstore import to_us
 from hazmon.settings import Settings
 from ingest.decode import Limits, Reason, SeriesLookup, decode_telemetry, parse_topic
 from ingest.status import parse_status
-from ingest.store import DeviceStatus, copy_idempotent, load_lookup, record_device_status
+from ingest.store import (
+    DeviceStatus,
+    conflicting_readings,
+    copy_idempotent,
+    load_lookup,
+    record_device_status,
+)
 
 CHUNK = 500
 """Dead letters replayed per transaction."""
@@ -98,6 +104,7 @@ def _replay_chunk(
     summary: ReplaySummary,
 ) -> None:
     parts: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]] = []
+    owners: list[NDArray[np.int64]] = []  # per reading: the index of its letter's outcome
     statuses: list[DeviceStatus] = []
     outcomes: list[_Outcome] = []
     for letter_id, topic, raw, received_at in rows:
@@ -119,6 +126,7 @@ def _replay_chunk(
             decoded = decode_telemetry(address, payload, received_us, limits, lookup)
             if decoded.count:
                 parts.append((decoded.series_id, decoded.time_us, decoded.value))
+                owners.append(np.full(decoded.count, len(outcomes)))
             stored = f"stored {decoded.count} readings"
             if decoded.rejection is None:
                 result = f"{stored} (not graded: replayed data is late data)"
@@ -134,6 +142,14 @@ def _replay_chunk(
         fresh = copy_idempotent(conn, sid, t, v)
         summary.readings_stored += int(fresh.sum())
         summary.readings_already_stored += int(len(fresh) - fresh.sum())
+        conflicting = np.concatenate(owners)[conflicting_readings(conn)]
+        for index, count in zip(*np.unique(conflicting, return_counts=True), strict=True):
+            letter_id = outcomes[index].letter_id
+            result = (
+                f"still refused: {Reason.DUPLICATE_CONFLICT}: {count} readings at a "
+                "(series, time) stored with another value; the stored value was kept"
+            )
+            outcomes[index] = _Outcome(letter_id, result, Reason.DUPLICATE_CONFLICT)
     record_device_status(conn, statuses)
     with conn.cursor() as cur:
         cur.executemany(

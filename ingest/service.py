@@ -29,6 +29,7 @@ from ingest.store import (
     DeadLetter,
     DeviceStatus,
     DuplicateReadingError,
+    conflicting_readings,
     copy_direct,
     copy_idempotent,
     insert_dead_letters,
@@ -51,6 +52,8 @@ class _Batch:
     series_id: list[NDArray[np.int64]] = field(default_factory=list)
     time_us: list[NDArray[np.int64]] = field(default_factory=list)
     value: list[NDArray[np.float64]] = field(default_factory=list)
+    origin: list[NDArray[np.int64]] = field(default_factory=list)
+    """Index in `messages` of the message each reading came from."""
     readings: int = 0
     dead_letters: list[DeadLetter] = field(default_factory=list)
     statuses: list[DeviceStatus] = field(default_factory=list)
@@ -64,6 +67,24 @@ class _Batch:
             np.concatenate(self.time_us),
             np.concatenate(self.value),
         )
+
+
+def _conflict_letters(batch: _Batch, positions: NDArray[np.int64]) -> list[DeadLetter]:
+    """One dead letter per message holding readings that conflict with stored ones."""
+    if len(positions) == 0:
+        return []
+    origin = np.concatenate(batch.origin)[positions]
+    letters = []
+    for index, count in zip(*np.unique(origin, return_counts=True), strict=True):
+        m = batch.messages[int(index)]
+        detail = (
+            f"{count} readings at a (series, time) already stored with another value; "
+            "the stored value was kept"
+        )
+        letters.append(
+            DeadLetter(m.topic, Reason.DUPLICATE_CONFLICT, detail, m.payload, m.received_us)
+        )
+    return letters
 
 
 def subscriptions(settings: Settings) -> list[str]:
@@ -191,6 +212,7 @@ class IngestService:
                 batch.series_id.append(decoded.series_id)
                 batch.time_us.append(decoded.time_us)
                 batch.value.append(decoded.value)
+                batch.origin.append(np.full(decoded.count, len(batch.messages) - 1))
                 batch.readings += decoded.count
             if decoded.rejection is not None:
                 batch.dead_letters.append(
@@ -257,17 +279,21 @@ class IngestService:
         """
         conn = self._require_connection()
         series_id, time_us, value = columns
+        letters = batch.dead_letters
         started = time.monotonic()
         try:
             with conn.transaction():
                 copy_direct(conn, series_id, time_us, value)
                 fresh = np.ones(len(series_id), dtype=np.bool_)
-                self._grade_and_record(conn, batch, series_id, time_us, value)
+                self._grade_and_record(conn, batch, letters, series_id, time_us, value)
             self.metrics.write_path.labels(path="direct").inc()
         except DuplicateReadingError:
             with conn.transaction():
                 fresh = copy_idempotent(conn, series_id, time_us, value)
-                self._grade_and_record(conn, batch, series_id[fresh], time_us[fresh], value[fresh])
+                letters = letters + _conflict_letters(batch, conflicting_readings(conn))
+                self._grade_and_record(
+                    conn, batch, letters, series_id[fresh], time_us[fresh], value[fresh]
+                )
             self.metrics.write_path.labels(path="staged").inc()
         elapsed = time.monotonic() - started
         n_new = int(fresh.sum())
@@ -276,7 +302,7 @@ class IngestService:
         self.metrics.readings_received.inc(len(fresh))
         self.metrics.readings_committed.inc(n_new)
         self.metrics.readings_duplicate.inc(len(fresh) - n_new)
-        for letter in batch.dead_letters:
+        for letter in letters:
             self.metrics.dead_letters.labels(reason=letter.reason).inc()
         if len(time_us):
             now_us = time.time_ns() // 1000
@@ -289,6 +315,7 @@ class IngestService:
         self,
         conn: psycopg.Connection[Any],
         batch: _Batch,
+        letters: list[DeadLetter],
         series_id: NDArray[np.int64],
         time_us: NDArray[np.int64],
         value: NDArray[np.float64],
@@ -299,7 +326,7 @@ class IngestService:
             Batch(series_id, time_us, value), time.time_ns() // 1000
         )
         alertstore.record(conn, transitions)
-        insert_dead_letters(conn, batch.dead_letters)
+        insert_dead_letters(conn, letters)
         record_device_status(conn, batch.statuses)
 
     def _tick(self, stop: threading.Event) -> None:

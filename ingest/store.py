@@ -153,6 +153,26 @@ def copy_idempotent(
     return fresh
 
 
+def conflicting_readings(conn: psycopg.Connection[Any]) -> NDArray[np.int64]:
+    """Positions in the batch just written by `copy_idempotent` of readings whose (series, time)
+    is stored with another value (earlier, or by a reading before it in the same batch).
+
+    Call in the same transaction, after `copy_idempotent`. Time bounds let TimescaleDB look
+    only at the chunks the batch touches.
+    """
+    bounds = conn.execute("SELECT min(time), max(time) FROM readings_staging").fetchone()
+    if bounds is None or bounds[0] is None:
+        return np.empty(0, dtype=np.int64)
+    rows = conn.execute(
+        """SELECT s.idx FROM readings_staging s
+           JOIN readings r ON r.series_id = s.series_id AND r.time = s.time
+           WHERE r.time BETWEEN %s AND %s AND r.value <> s.value
+           ORDER BY s.idx""",
+        bounds,
+    ).fetchall()
+    return np.array([row[0] for row in rows], dtype=np.int64)
+
+
 _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _FIELDS = [
     ("len_time", ">i4"),
