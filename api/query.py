@@ -36,6 +36,7 @@ class Resource:
         default_sort: the sort when the client names none.
         tenant: whether rows belong to a site and are scoped by the caller's role; resources
             that are not (regions, tokens, webhooks, dead letters) are gated by role alone.
+        group_by: for aggregate resources read with `fetch_groups`, the GROUP BY list.
     """
 
     name: str
@@ -45,6 +46,7 @@ class Resource:
     sortable: Mapping[str, LiteralString]
     default_sort: str
     tenant: bool = True
+    group_by: LiteralString = ""
 
     @property
     def sort_pattern(self) -> str:
@@ -181,6 +183,32 @@ async def fetch_row(
         query = sql.SQL("{} FOR UPDATE OF {}").format(query, sql.Identifier(lock))
     cur = await conn.execute(query, filters.params)
     return await cur.fetchone()
+
+
+async def fetch_groups(
+    conn: AsyncConnection[dict[str, Any]],
+    resource: Resource,
+    principal: Principal,
+    filters: Filters,
+    **params: Any,
+) -> list[dict[str, Any]]:
+    """Rows of an aggregate `resource` over the rows visible to `principal`, one per group.
+
+    Args:
+        params: values for placeholders in the resource's columns or source.
+    """
+    filters = _scoped(resource, principal, filters)
+    cur = await conn.execute(
+        sql.SQL("SELECT {} FROM {} WHERE {} GROUP BY {} ORDER BY {}").format(
+            sql.SQL(resource.columns),
+            sql.SQL(resource.source),
+            filters.where(),
+            sql.SQL(resource.group_by),
+            sql.SQL(resource.group_by),
+        ),
+        {**filters.params, **params},
+    )
+    return await cur.fetchall()
 
 
 async def fetch_one(

@@ -9,7 +9,7 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel
 
 from api.deps import ConnDep
-from api.query import Filters, Resource, fetch_row
+from api.query import Filters, Resource, fetch_groups, fetch_row
 from api.routes.alerts import ALERTS
 from api.routes.hazards import HAZARDS
 from api.security import ReaderDep
@@ -52,6 +52,40 @@ _HAZARDS = Resource(
     id_column=HAZARDS.id_column,
     sortable={},
     default_sort="",
+)
+
+
+# One row per child division of a region prefix: each site's counts come from lateral
+# subqueries (so alerts and hazards do not multiply each other), summed per division.
+_DIVISION = "rpad(left(s.region_code, %(digits)s), 6, '0')"
+_BY_REGION = Resource(
+    name="statistics by region",
+    columns=f"{_DIVISION} AS region_code, r.name, count(*) AS sites, "
+    "sum(dv.devices) AS devices, sum(dv.online) AS devices_online, "
+    "sum(al.red) AS alerts_red, sum(al.orange) AS alerts_orange, "
+    "sum(al.yellow) AS alerts_yellow, sum(al.blue) AS alerts_blue, "
+    "sum(hz.open) AS hazards_open, sum(hz.major_open) AS hazards_major_open, "
+    "sum(hz.overdue) AS hazards_overdue",
+    source="sites s "
+    "CROSS JOIN LATERAL (SELECT count(*) AS devices, count(*) FILTER (WHERE ds.online) AS online "
+    "  FROM devices d LEFT JOIN device_status ds ON ds.device_id = d.id "
+    "  WHERE d.site_id = s.id) dv "
+    "CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE a.grade = 4) AS red, "
+    "  count(*) FILTER (WHERE a.grade = 3) AS orange, "
+    "  count(*) FILTER (WHERE a.grade = 2) AS yellow, "
+    "  count(*) FILTER (WHERE a.grade = 1) AS blue "
+    "  FROM alerts a JOIN series se ON se.id = a.series_id "
+    "  JOIN devices d ON d.id = se.device_id "
+    "  WHERE d.site_id = s.id AND a.state <> 'resolved') al "
+    "CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE h.state <> 'closed') AS open, "
+    "  count(*) FILTER (WHERE h.state <> 'closed' AND h.level = 'major') AS major_open, "
+    "  count(*) FILTER (WHERE h.deadline < now() AND h.state IN ('assigned', 'rectified'))"
+    "  AS overdue FROM hazards h WHERE h.site_id = s.id) hz "
+    f"LEFT JOIN regions r ON r.code = {_DIVISION}",
+    id_column="s.id",
+    sortable={},
+    default_sort="",
+    group_by="1, r.name",
 )
 
 
@@ -114,4 +148,59 @@ async def get_statistics(
         **registry,
         active_alerts=ActiveAlerts.model_validate(alerts),
         hazards=HazardCounts.model_validate(hazards),
+    )
+
+
+class RegionCounts(BaseModel):
+    """Counts of one division (province, city or county) over the sites the caller may see."""
+
+    region_code: str
+    name: str | None
+    sites: int
+    devices: int
+    devices_online: int
+    alerts_red: int
+    alerts_orange: int
+    alerts_yellow: int
+    alerts_blue: int
+    hazards_open: int
+    hazards_major_open: int
+    hazards_overdue: int
+
+
+class RegionStatisticsPublic(BaseModel):
+    """The child divisions of `parent` that have visible sites, with their counts."""
+
+    parent: str
+    data: list[RegionCounts]
+
+
+@router.get(
+    "/regions",
+    response_model=RegionStatisticsPublic,
+    summary="分地区统计 / statistics by province, city or county",
+)
+async def get_statistics_by_region(
+    conn: ConnDep,
+    who: ReaderDep,
+    parent: Annotated[
+        str,
+        Query(
+            pattern=r"^([0-9]{2}){0,2}$",
+            description="上级区划前缀 / parent prefix: empty for provinces, 2 digits for its "
+            "cities, 4 for a city's counties",
+        ),
+    ] = "",
+) -> RegionStatisticsPublic:
+    """One row per province (or per city of a province, per county of a city): sites,
+    devices online, active alerts by grade and open, major and overdue hazards."""
+    rows = await fetch_groups(
+        conn,
+        _BY_REGION,
+        who,
+        Filters().add("s.region_code LIKE %(parent)s || '%%'", parent=parent),
+        digits=len(parent) + 2,
+    )
+    return RegionStatisticsPublic(
+        parent=parent, data=[RegionCounts.model_validate(r) for r in rows]
     )

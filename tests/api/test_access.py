@@ -86,6 +86,7 @@ CASES: list[Case] = [
     Case("GET", "/hazards/{a.hazard_registered}/events", READERS),
     Case("GET", "/hazards/{b.hazard_registered}/events", READERS, tenant="B"),
     Case("GET", "/statistics", READERS),
+    Case("GET", "/statistics/regions", READERS),
     Case("GET", "/webhooks", ADMIN),
     Case("GET", "/webhooks/{x.webhook}", ADMIN),
     Case("GET", "/dead-letters", ADMIN),

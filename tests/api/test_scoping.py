@@ -70,3 +70,35 @@ def test_lists_page_and_sort_the_same_way(world: World) -> None:
             assert refused.status_code == 422
             assert "sort" in refused.json()["detail"]
             assert http.get(path, params={"limit": 0}).status_code == 422
+
+
+def test_statistics_by_region_roll_up_provinces_cities_and_counties_in_scope(
+    world: World,
+) -> None:
+    def by_region(token: str | None, parent: str = "") -> list[tuple[object, ...]]:
+        response = httpx.get(
+            f"{world.base}/statistics/regions",
+            params={"parent": parent},
+            headers=bearer(token or ""),
+        )
+        assert response.status_code == 200, response.text
+        return [
+            (r["region_code"], r["name"], r["sites"], r["alerts_red"], r["hazards_open"])
+            for r in response.json()["data"]
+        ]
+
+    # each site has one red alert and five open hazards (registered .. verified)
+    assert by_region(world.tokens["admin"]) == [
+        ("420000", "湖北省", 1, 1, 5),
+        ("440000", "广东省", 1, 1, 5),
+    ]
+    assert by_region(world.tokens["admin"], "42") == [("420100", "武汉市", 1, 1, 5)]
+    assert by_region(world.tokens["admin"], "4201") == [("420106", "武昌区", 1, 1, 5)]
+    assert by_region(world.tokens["regulator"]) == [("420000", "湖北省", 1, 1, 5)]
+    assert by_region(world.tokens["enterprise"], "44") == []
+    refused = httpx.get(
+        f"{world.base}/statistics/regions",
+        params={"parent": "420106"},
+        headers=bearer(world.tokens["admin"] or ""),
+    )
+    assert refused.status_code == 422
