@@ -15,7 +15,7 @@ from typing import Literal
 
 import psycopg
 import psycopg_pool
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from pydantic import BaseModel
@@ -118,23 +118,23 @@ def create_app(settings: Settings | None = None, registry: CollectorRegistry = R
     app.state.settings = settings
     app.state.pool = None
     problems.install(app)
-    for module in (
-        regions,
-        sites,
-        works,
-        devices,
-        series,
-        thresholds,
-        alerts,
-        hazards,
-        statistics,
-        webhooks,
-        dead_letters,
-        tokens,
+    for router in (
+        regions.router,
+        sites.router,
+        works.router,
+        thresholds.effective_router,
+        devices.router,
+        series.router,
+        thresholds.router,
+        alerts.router,
+        hazards.router,
+        statistics.router,
+        webhooks.router,
+        dead_letters.router,
+        tokens.router,
+        tokens.me_router,
     ):
-        app.include_router(module.router, responses=API_ERRORS)
-    app.include_router(thresholds.effective_router, responses=API_ERRORS)
-    app.include_router(tokens.me_router, responses=API_ERRORS)
+        app.include_router(router, responses=API_ERRORS)
     app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
     app.add_middleware(Observe, metrics=ApiMetrics.create(registry))
     registry.register(PoolCollector(app.state))
@@ -161,7 +161,7 @@ def create_app(settings: Settings | None = None, registry: CollectorRegistry = R
     @app.get(
         "/metrics", tags=["ops"], response_class=PlainTextResponse, summary="Prometheus metrics"
     )
-    async def metrics(request: Request) -> PlainTextResponse:
+    async def metrics() -> PlainTextResponse:
         return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
