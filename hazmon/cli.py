@@ -69,8 +69,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_dead_letters_replay(settings: Settings, args: argparse.Namespace) -> int:
     """Decode stored dead letters again against the current registry; store what now decodes."""
-    from ingest import Reason
-    from ingest.replay import replay_dead_letters
+    from ingest import Reason, replay_dead_letters
 
     if args.reason is not None and args.reason not in set(Reason):
         print(

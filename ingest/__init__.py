@@ -2,6 +2,7 @@
 
 from ingest.decode import Limits, Reason, SeriesLookup, decode_telemetry, parse_topic
 from ingest.metrics import IngestMetrics
+from ingest.replay import ReplaySummary, replay_dead_letters
 from ingest.service import IngestService, subscriptions
 
 __all__ = [
@@ -9,8 +10,10 @@ __all__ = [
     "IngestService",
     "Limits",
     "Reason",
+    "ReplaySummary",
     "SeriesLookup",
     "decode_telemetry",
     "parse_topic",
+    "replay_dead_letters",
     "subscriptions",
 ]
