@@ -254,18 +254,19 @@ class Engine:
         )
         self._direction = direction[:, 0]
         # measure = (value - offset) * scale, its magnitude when `abs`: offset 0 / scale 1 for
-        # absolute, 1 / design for ratio, nominal and 1 / nominal for deviation
-        self._level_params = np.array(
+        # absolute, 1 / design for ratio, nominal and 1 / nominal for deviation. A cumulative
+        # slot's offset is its series' newest baseline, valid from `_offset_from_t` (kept in
+        # step by `_sync_baselines`); other slots' offsets hold at any time (NEVER).
+        self._offset = np.array([float(r.options.get("offset", 0.0)) for r in rules])
+        self._scale = np.array([1.0 / float(r.options.get("scale", 1.0)) for r in rules])
+        self._abs = np.array(
             [
-                (
-                    r.options.get("offset", 0.0),
-                    1.0 / r.options.get("scale", 1.0),
-                    float(r.options.get("abs", r.kind in ("cumulative", "rate", "deviation"))),
-                )
+                bool(r.options.get("abs", r.kind in ("cumulative", "rate", "deviation")))
                 for r in rules
             ],
-            dtype=np.float64,
-        ).reshape(p, 3)
+            dtype=np.bool_,
+        )
+        self._offset_from_t = np.full(p, NEVER, dtype=np.int64)
         self._count = np.array([int(r.options.get("count", 1)) for r in rules], dtype=np.int64)
         self._epsilon = np.array([float(r.options.get("epsilon", 0.0)) for r in rules])
         self._debounce = np.array([r.debounce for r in rules], dtype=np.int64)
@@ -274,7 +275,6 @@ class Engine:
         self._thr_both = np.ascontiguousarray(np.hstack((self._thr_up, self._thr_hold)))
         self._grade = np.zeros(p, dtype=np.int64)
         self._busy = np.zeros(p, dtype=np.bool_)  # grade > 0 or a debounce under way
-        self._scratch = np.zeros(p, dtype=np.bool_)
         self._skip_quiet = True
         self._run_up = np.zeros((p, 4), dtype=np.int64)
         self._run_dn = np.zeros((p, 4), dtype=np.int64)
@@ -305,8 +305,10 @@ class Engine:
         self._lvl = np.full((n, width), -1, dtype=np.int64)
         for sx, c in enumerate(cols):
             self._lvl[sx, : len(c)] = c
+        # transposed, so that the slots of a batch's rows come out column by column
+        self._lvl_cols = np.ascontiguousarray(self._lvl.T)
+        self._thr_hold0 = np.ascontiguousarray(self._thr_hold[:, 0])
         kinds = [s.rule.kind for s in self._slots]
-        self._is_cum = np.array([k_ == "cumulative" for k_ in kinds], dtype=np.bool_)
         self._is_rate = np.array([k_ == "rate" for k_ in kinds], dtype=np.bool_)
         self._present = {kind: bool((self._slot_of[kind] >= 0).any()) for kind in KIND_ORDER}
 
@@ -411,6 +413,15 @@ class Engine:
                 self._need_initial -= 1
             self._base_t[sx, : len(items)] = [t for t, _ in items]
             self._base_v[sx, : len(items)] = [v for _, v in items]
+        self._sync_baselines(np.arange(n))
+
+    def _sync_baselines(self, sx: NDArray[np.int64]) -> None:
+        """Copy the newest baseline of series `sx` into their cumulative slots' offsets."""
+        slot = self._slot_of["cumulative"][sx]
+        has = slot >= 0
+        slot, sx = slot[has], sx[has]
+        self._offset[slot] = self._base_now_v[sx]
+        self._offset_from_t[slot] = self._base_now_t[sx]
 
     def _sx(self, series_id: int) -> int:
         if 0 <= series_id < self._sid_to_sx.shape[0]:
@@ -471,6 +482,7 @@ class Engine:
         self._base_t[sx, : len(row)] = [t for t, _ in row]
         self._base_v[sx, : len(row)] = [v for _, v in row]
         self._base_now_t[sx], self._base_now_v[sx] = row[-1]
+        self._sync_baselines(np.array([sx], dtype=np.int64))
         if self._need_initial_mask[sx]:
             self._need_initial_mask[sx] = False
             self._need_initial -= 1
@@ -662,23 +674,27 @@ class Engine:
             rows, slot = self._select("stuck", sx)
             if rows.shape[0]:
                 parts.append(self._stuck(rows, slot, v, prev_v, starts))
-        good = np.flatnonzero(~suspect) if suspect.any() else np.arange(sx.shape[0])
+        if suspect.any():
+            good = np.flatnonzero(~suspect)
+            sx_good = sx[good]
+        else:
+            good, sx_good = np.arange(sx.shape[0]), sx
         rate = self._rates(sx, t, v, good)
-        rows, slot = self._level_pairs(sx, good)
+        rows, slot = self._level_pairs(sx_good, good)
         if rows.shape[0]:
-            m = self._measure(slot, sx[rows], t[rows], v[rows])
+            m = self._measure(slot, rows, sx, t, v)
             if rate is not None:
                 m = np.where(self._is_rate[slot], rate[rows], m)
             parts.append(self._levels(slot, rows, m))
         if self._present["consecutive"] and rate is not None:
-            rows, slot = self._select("consecutive", sx, good)
+            rows, slot = self._select("consecutive", sx_good, good)
             if rows.shape[0]:
                 parts.append(self._consecutive(slot, rows, t, rate))
         if self._present["crane_wind"]:
-            rows, slot = self._select("crane_wind", sx, good)
+            rows, slot = self._select("crane_wind", sx_good, good)
             parts.append(self._crane_wind(slot, rows, sx, t, v, good))
         if self._present["rated_curve"]:
-            rows, slot = self._select("rated_curve", sx, good)
+            rows, slot = self._select("rated_curve", sx_good, good)
             parts.append(self._rated_curve(slot, rows, sx, t, v, good))
         if parts:
             out += self._step(parts, t, emit)
@@ -692,20 +708,15 @@ class Engine:
         return out
 
     def _level_pairs(
-        self, sx: NDArray[np.int64], among: NDArray[np.int64]
+        self, sx_among: NDArray[np.int64], among: NDArray[np.int64]
     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """(row, slot) pairs of the level rules of the rows `among`: one run per slot column,
-        so each slot's rows stay contiguous and in time order."""
-        cols = self._lvl[sx[among]]
-        rows, slots = [], []
-        for j in range(cols.shape[1]):
-            c = cols[:, j]
-            has = c >= 0
-            rows.append(among[has])
-            slots.append(c[has])
-        if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        return np.concatenate(rows), np.concatenate(slots)
+        """(row, slot) pairs of the level rules of the rows `among` (their series `sx_among`):
+        one run per column of the level table, so each slot's rows stay contiguous and in time
+        order."""
+        cols = self._lvl_cols[:, sx_among].reshape(-1)
+        pos = np.flatnonzero(cols >= 0)
+        n = among.shape[0]
+        return among[pos % n] if n else among, cols[pos]
 
     def _sorted(
         self, batch: Batch
@@ -751,34 +762,41 @@ class Engine:
     def _select(
         self, kind: str, sx: NDArray[np.int64], among: NDArray[np.int64] | None = None
     ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        """Rows (indices into the sorted batch) whose series has a `kind` rule, and its slot."""
-        table = self._slot_of[kind]
-        slot = table[sx] if among is None else table[sx[among]]
-        has = slot >= 0
-        rows = np.flatnonzero(has) if among is None else among[has]
-        return rows, slot[has]
+        """Rows (indices into the sorted batch) whose series has a `kind` rule, and its slot.
+
+        Args:
+            sx: the series of the rows to look at: every row's, or those of `among`.
+            among: the rows to look at (default all).
+        """
+        slot = self._slot_of[kind][sx]
+        rows = np.flatnonzero(slot >= 0)
+        return (rows if among is None else among[rows]), slot[rows]
 
     def _levels(
         self, slot: NDArray[np.int64], rows: NDArray[np.int64], m: NDArray[np.float64]
     ) -> _Graded:
         """Grade a level rule's measure against its thresholds (NaN measures are skipped)."""
         signed = m * self._direction[slot]
-        hot = signed >= self._thr_hold[slot, 0]  # NaN: False
-        keep = ~np.isnan(m)
         if self._skip_quiet:
-            keep &= self._keep(slot, hot)
+            keep = self._keep(slot, signed >= self._thr_hold0[slot])  # NaN: not hot
+            keep = keep[~np.isnan(m[keep])]
+        else:
+            keep = np.flatnonzero(~np.isnan(m))
         slot, rows, m, signed = slot[keep], rows[keep], m[keep], signed[keep]
         g_up, g_hold = k.grade_pair(signed, self._thr_both[slot])
         return _Graded(np.stack((slot, rows, g_up, g_hold), axis=1), m)
 
-    def _keep(self, slot: NDArray[np.int64], hot: NDArray[np.bool_]) -> NDArray[np.bool_]:
-        """Rows of slots that are busy or have a hot row in this batch (all their rows)."""
-        keep = self._busy[slot]
-        if hot.any():
-            marks = self._scratch
-            marks[slot[hot]] = True
-            keep = keep | marks[slot]
-            marks[slot[hot]] = False
+    def _keep(self, slot: NDArray[np.int64], hot: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """Indices of the rows of slots that are busy or have a hot row in this batch (all
+        their rows: a quiet slot's rows cannot change its state)."""
+        hot_slots = slot[hot]
+        if hot_slots.shape[0] == 0:
+            return np.flatnonzero(self._busy[slot])
+        # mark the hot slots busy for one lookup, then put back what was there
+        was = self._busy[hot_slots]
+        self._busy[hot_slots] = True
+        keep = np.flatnonzero(self._busy[slot])
+        self._busy[hot_slots] = was
         return keep
 
     def _single(
@@ -798,25 +816,27 @@ class Engine:
     def _measure(
         self,
         slot: NDArray[np.int64],
+        rows: NDArray[np.int64],
         sx: NDArray[np.int64],
         t: NDArray[np.int64],
         v: NDArray[np.float64],
     ) -> NDArray[np.float64]:
-        """The graded quantity of a level rule, unsigned (NaN: cannot be graded)."""
-        params = self._level_params[slot]  # offset, scale, abs (0/1)
-        offset = params[:, 0]
-        cumulative = self._is_cum[slot]
-        if cumulative.any():
-            offset = offset.copy()
-            offset[cumulative] = self._baseline_at(sx[cumulative], t[cumulative])
-        m: NDArray[np.float64] = (v - offset) * params[:, 1]
-        return np.where(params[:, 2] > 0, np.abs(m), m)
+        """The graded quantity of a level rule at `rows` of the columns, unsigned (NaN: cannot
+        be graded)."""
+        tt = t[rows]
+        m: NDArray[np.float64] = (v[rows] - self._offset[slot]) * self._scale[slot]
+        np.absolute(m, out=m, where=self._abs[slot])
+        # a cumulative reading older than its series' newest baseline (a late reading, or one
+        # before a dated re-baselining) is measured against the baseline in force at its time
+        old = np.flatnonzero(tt < self._offset_from_t[slot])
+        if old.shape[0]:
+            r, s = rows[old], slot[old]
+            m_old = (v[r] - self._baseline_at(sx[r], tt[old])) * self._scale[s]
+            m[old] = np.where(self._abs[s], np.abs(m_old), m_old)
+        return m
 
     def _baseline_at(self, sx: NDArray[np.int64], t: NDArray[np.int64]) -> NDArray[np.float64]:
         """The baseline in force at each row's time (NaN before the first)."""
-        current = t >= self._base_now_t[sx]
-        if current.all():  # the usual case: readings after the newest baseline
-            return self._base_now_v[sx]
         valid = self._base_t[sx] <= t[:, None]
         i = np.count_nonzero(valid, axis=1) - 1
         return np.where(i >= 0, self._base_v[sx, np.maximum(i, 0)], np.nan)
@@ -842,6 +862,7 @@ class Engine:
         x = sx[rows]
         self._base_t[x, 0] = self._base_now_t[x] = t[rows]
         self._base_v[x, 0] = self._base_now_v[x] = v[rows]
+        self._sync_baselines(x)
         self._need_initial_mask[x] = False
         self._need_initial -= int(rows.shape[0])
         if not emit:
@@ -1173,7 +1194,7 @@ class Engine:
         keep = ~self._is_rate[slot]
         rows, slot = rows[keep], slot[keep]
         if rows.shape[0]:
-            m = self._measure(slot, sx[rows], t[rows], v[rows])
+            m = self._measure(slot, rows, sx, t, v)
             g, _ = k.grade_pair(m * self._direction[slot], self._thr_both[slot])
             hit = np.flatnonzero(g > 0)
             for s_id in np.unique(slot[hit]):
