@@ -3,7 +3,7 @@
 Topics name sites but a refused payload may name a site that does not exist, so dead letters
 are not scoped to tenants: only admins see them. Once the registry is fixed (the missing device
 added, the metric configured), `POST /dead-letters/replay` decodes them again with ingest's own
-replay (`ingest.replay.replay_dead_letters`, the same as `hazmon dead-letters replay`).
+replay (`ingest.replay_dead_letters`, the same as `hazmon dead-letters replay`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from api.deps import ConnDep, Id64, SettingsDep
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.security import AdminDep
 from hazmon.db import connect
-from ingest import Reason
-from ingest.replay import replay_dead_letters
+from ingest import Reason, replay_dead_letters
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
