@@ -20,7 +20,10 @@ from ingest.decode import (
 NOW_US = 1_790_000_000_000_000
 NOW_MS = NOW_US // 1000
 LIMITS = Limits(
-    max_payload_bytes=4096, max_readings_per_payload=10, max_reading_age_s=3600, max_future_skew_s=60
+    max_payload_bytes=4096,
+    max_readings_per_payload=10,
+    max_reading_age_s=3600,
+    max_future_skew_s=60,
 )
 LOOKUP = SeriesLookup(
     devices={("S1", "D1"): DeviceSeries(7, "tower_crane", {"load_t": 11, "moment_ratio": 12})},
@@ -45,7 +48,9 @@ def test_single_object_becomes_columns() -> None:
 
 
 def test_array_and_missing_ts_takes_receive_time() -> None:
-    d = decode(json.dumps([{"ts": NOW_MS - 1000, "values": {"load_t": 1}}, {"values": {"load_t": 2}}]))
+    d = decode(
+        json.dumps([{"ts": NOW_MS - 1000, "values": {"load_t": 1}}, {"values": {"load_t": 2}}])
+    )
     assert d.rejection is None
     assert d.time_us.tolist() == [NOW_US - 1_000_000, NOW_US]
     assert d.value.dtype == np.float64
@@ -64,8 +69,16 @@ def test_array_and_missing_ts_takes_receive_time() -> None:
         (b'{"ts": 1.5e12, "values": {"load_t": 1}}', HERE, Reason.WRONG_SHAPE),
         (b'{"values": {}}', HERE, Reason.WRONG_SHAPE),
         (b'{"values": {"load_t": 1}}', TopicAddress("S9", "D1", "telemetry"), Reason.UNKNOWN_SITE),
-        (b'{"values": {"load_t": 1}}', TopicAddress("S1", "D9", "telemetry"), Reason.UNKNOWN_DEVICE),
-        (b'{"values": {"load_t": 1}}', TopicAddress("S2", "D1", "telemetry"), Reason.DEVICE_NOT_IN_SITE),
+        (
+            b'{"values": {"load_t": 1}}',
+            TopicAddress("S1", "D9", "telemetry"),
+            Reason.UNKNOWN_DEVICE,
+        ),
+        (
+            b'{"values": {"load_t": 1}}',
+            TopicAddress("S2", "D1", "telemetry"),
+            Reason.DEVICE_NOT_IN_SITE,
+        ),
         (b'{"values": {"depth": 1}}', HERE, Reason.UNKNOWN_METRIC),
         (b'{"values": {"wind_speed_ms": 1}}', HERE, Reason.UNKNOWN_METRIC),
         (b'{"values": {"load_t": "1"}}', HERE, Reason.NOT_A_NUMBER),
@@ -75,9 +88,17 @@ def test_array_and_missing_ts_takes_receive_time() -> None:
         (b'{"values": {"load_t": Infinity}}', HERE, Reason.NOT_FINITE),
         (b'{"values": {"load_t": 1e999}}', HERE, Reason.NOT_FINITE),
         (b'{"ts": 1000, "values": {"load_t": 1}}', HERE, Reason.TIMESTAMP_TOO_OLD),
-        (b'{"ts": 99999999999999999999, "values": {"load_t": 1}}', HERE, Reason.TIMESTAMP_IN_FUTURE),
+        (
+            b'{"ts": 99999999999999999999, "values": {"load_t": 1}}',
+            HERE,
+            Reason.TIMESTAMP_IN_FUTURE,
+        ),
         (b'{"ts": -99999999999999999999, "values": {"load_t": 1}}', HERE, Reason.TIMESTAMP_TOO_OLD),
-        (json.dumps([{"values": {"load_t": i}} for i in range(11)]).encode(), HERE, Reason.TOO_MANY_READINGS),
+        (
+            json.dumps([{"values": {"load_t": i}} for i in range(11)]).encode(),
+            HERE,
+            Reason.TOO_MANY_READINGS,
+        ),
         (b'{"values": {"load_t": 1}, "x": "' + b"y" * 5000 + b'"}', HERE, Reason.PAYLOAD_TOO_LARGE),
     ],
 )
@@ -104,7 +125,11 @@ def test_good_values_are_kept_beside_refused_ones() -> None:
 def test_timestamp_window_edges() -> None:
     edge_old = NOW_MS - LIMITS.max_reading_age_s * 1000
     edge_new = NOW_MS + LIMITS.max_future_skew_s * 1000
-    ok = decode(json.dumps([{"ts": edge_old, "values": {"load_t": 1}}, {"ts": edge_new, "values": {"load_t": 2}}]))
+    ok = decode(
+        json.dumps(
+            [{"ts": edge_old, "values": {"load_t": 1}}, {"ts": edge_new, "values": {"load_t": 2}}]
+        )
+    )
     assert ok.rejection is None
     assert ok.count == 2
     late = decode(json.dumps({"ts": edge_new + 1, "values": {"load_t": 1}}))
