@@ -73,6 +73,41 @@ class _Graded(NamedTuple):
     measure: NDArray[np.float64]
 
 
+class _Sources(NamedTuple):
+    """The rows of a batch that may be companion readings (wind, radius) of a host rule.
+
+    `rows` are indices into the sorted columns `t`, `v` and `sx` their series; `base` and
+    `span` turn (group, time) into one sortable key, `group * span + (time - base)`.
+    """
+
+    sx: NDArray[np.int64]
+    rows: NDArray[np.int64]
+    t: NDArray[np.int64]
+    v: NDArray[np.float64]
+    base: int
+    span: int
+
+
+def _group_order(sources: Sequence[int], groups: Iterable[int]) -> tuple[list[int], bool]:
+    """Number companion groups (works for wind, devices for radius) in the order of their
+    first companion series, the groups without one last.
+
+    With at most one companion series per group, a batch's companion rows, sorted by series
+    and time, are then sorted by group and time as well, and need no sort of their own.
+
+    Args:
+        sources: the group of each companion series, in series order.
+        groups: every group that has a host rule.
+
+    Returns:
+        The groups in number order, and whether no group has two companion series.
+    """
+    order = list(dict.fromkeys(sources))
+    single = len(order) == len(sources)
+    order += sorted(set(groups) - set(order))
+    return order, single
+
+
 @dataclass(frozen=True, slots=True)
 class Override:
     """One row of the `thresholds` table: a per-work or per-series change of a rule.
@@ -330,9 +365,12 @@ class Engine:
     def _build_wind(self, per_kind: Mapping[str, list[_Slot]]) -> None:
         """Crane-and-wind combinations: each host slot's work, and each work's wind series."""
         hosts = per_kind["crane_wind"]
-        works = sorted({self._series[h.sx].work_id for h in hosts})
-        wx = {w: i for i, w in enumerate(works)}
         wind_metric = {self._series[h.sx].work_id: h.rule.options["wind_metric"] for h in hosts}
+        works, self._wind_presorted = _group_order(
+            [s.work_id for s in self._series if wind_metric.get(s.work_id) == s.metric],
+            wind_metric,
+        )
+        wx = {w: i for i, w in enumerate(works)}
         p = len(self._slots)
         self._wind_work = np.full(p, -1, dtype=np.int64)
         self._min_load = np.full(p, np.inf)
@@ -354,33 +392,36 @@ class Engine:
         """Rated load curves: per host slot its curve and device, per device its radius series.
 
         All curves are laid end to end in one array keyed `curve index * 1e6 + radius`, so one
-        searchsorted interpolates every row on its own curve.
+        `np.interp` interpolates every row on its own curve (its radius clipped to the curve).
         """
         hosts = per_kind["rated_curve"]
-        devices = sorted({self._series[h.sx].device_id for h in hosts})
-        gx = {d: i for i, d in enumerate(devices)}
         radius_metric = {
             self._series[h.sx].device_id: h.rule.options["radius_metric"] for h in hosts
         }
+        devices, self._radius_presorted = _group_order(
+            [s.device_id for s in self._series if radius_metric.get(s.device_id) == s.metric],
+            radius_metric,
+        )
+        gx = {d: i for i, d in enumerate(devices)}
         p = len(self._slots)
         self._curve_of = np.full(p, -1, dtype=np.int64)
         self._radius_group = np.full(p, -1, dtype=np.int64)
         self._max_radius_age_us = np.zeros(p, dtype=np.int64)
         keys: list[float] = []
         loads: list[float] = []
-        self._curve_lo = np.zeros(len(hosts), dtype=np.int64)
-        self._curve_hi = np.zeros(len(hosts), dtype=np.int64)
+        self._curve_r_min = np.zeros(len(hosts))
+        self._curve_r_max = np.zeros(len(hosts))
         base = int(self._slot_of["rated_curve"].max(initial=-1)) - len(hosts) + 1
         for i, h in enumerate(hosts):
             slot = base + i
             self._curve_of[slot] = i
             self._radius_group[slot] = gx[self._series[h.sx].device_id]
             self._max_radius_age_us[slot] = int(float(h.rule.options["max_radius_age_s"]) * US)
-            self._curve_lo[i] = len(keys)
-            for radius, load in h.rule.options["curve"]:
+            curve = h.rule.options["curve"]
+            self._curve_r_min[i], self._curve_r_max[i] = curve[0][0], curve[-1][0]
+            for radius, load in curve:
                 keys.append(i * _CURVE_STRIDE + radius)
                 loads.append(load)
-            self._curve_hi[i] = len(keys) - 1
         self._curve_key = np.array(keys, dtype=np.float64)
         self._curve_load = np.array(loads, dtype=np.float64)
         self._radius_source = np.full(len(self._series), -1, dtype=np.int64)
@@ -690,12 +731,15 @@ class Engine:
             rows, slot = self._select("consecutive", sx_good, good)
             if rows.shape[0]:
                 parts.append(self._consecutive(slot, rows, t, rate))
-        if self._present["crane_wind"]:
-            rows, slot = self._select("crane_wind", sx_good, good)
-            parts.append(self._crane_wind(slot, rows, sx, t, v, good))
-        if self._present["rated_curve"]:
-            rows, slot = self._select("rated_curve", sx_good, good)
-            parts.append(self._rated_curve(slot, rows, sx, t, v, good))
+        if self._present["crane_wind"] or self._present["rated_curve"]:
+            base = int(t.min()) - 1
+            sources = _Sources(sx_good, good, t, v, base, int(t.max()) - base + 1)
+            if self._present["crane_wind"]:
+                rows, slot = self._select("crane_wind", sx_good, good)
+                parts.append(self._crane_wind(slot, rows, t, v, sources))
+            if self._present["rated_curve"]:
+                rows, slot = self._select("rated_curve", sx_good, good)
+                parts.append(self._rated_curve(slot, rows, t, v, sources))
         if parts:
             out += self._step(parts, t, emit)
         ends = np.flatnonzero(k.segment_ends(starts))
@@ -1024,25 +1068,23 @@ class Engine:
         self,
         slot: NDArray[np.int64],
         rows: NDArray[np.int64],
-        sx: NDArray[np.int64],
         t: NDArray[np.int64],
         v: NDArray[np.float64],
-        good: NDArray[np.int64],
+        sources: _Sources,
     ) -> _Graded:
         """A crane lifting (load at least `min_load_t`) while the newest wind reading of its
         work, at most `max_wind_age_s` old, is at or over the stop-lifting limit."""
+        host_t = t[rows]
         w_v, w_t = self._newest(
             self._wind_work[slot],
-            t[rows],
+            host_t,
             self._wind_source,
-            sx,
-            t,
-            v,
-            good,
+            self._wind_presorted,
+            sources,
             self._wind_t,
             self._wind_v,
         )
-        fresh_wind = w_t >= t[rows] - self._max_wind_age_us[slot]  # NEVER: not fresh
+        fresh_wind = w_t >= host_t - self._max_wind_age_us[slot]  # NEVER: not fresh
         lifting = v[rows] >= self._min_load[slot]
         hit = lifting & fresh_wind & (w_v >= self._thr_up[slot, 3])
         return self._single(slot, rows, np.where(fresh_wind, w_v, 0.0), hit)
@@ -1051,38 +1093,28 @@ class Engine:
         self,
         slot: NDArray[np.int64],
         rows: NDArray[np.int64],
-        sx: NDArray[np.int64],
         t: NDArray[np.int64],
         v: NDArray[np.float64],
-        good: NDArray[np.int64],
+        sources: _Sources,
     ) -> _Graded:
         """Load as a share of the rated load at the crane's current radius: the newest radius
         reading of the same device, at most `max_radius_age_s` old, on the work's rated load
         curve (linear between its points, flat beyond its ends). No fresh radius: not graded."""
+        host_t = t[rows]
         r_v, r_t = self._newest(
             self._radius_group[slot],
-            t[rows],
+            host_t,
             self._radius_source,
-            sx,
-            t,
-            v,
-            good,
+            self._radius_presorted,
+            sources,
             self._radius_t,
             self._radius_v,
         )
         ci = self._curve_of[slot]
-        lo, hi = self._curve_lo[ci], self._curve_hi[ci]
-        key = ci * _CURVE_STRIDE + np.clip(
-            r_v, self._curve_key[lo] - ci * _CURVE_STRIDE, self._curve_key[hi] - ci * _CURVE_STRIDE
-        )
-        j = np.clip(
-            np.searchsorted(self._curve_key, key, side="right") - 1, lo, np.maximum(hi - 1, lo)
-        )
-        k0, k1 = self._curve_key[j], self._curve_key[np.minimum(j + 1, hi)]
-        l0, l1 = self._curve_load[j], self._curve_load[np.minimum(j + 1, hi)]
-        gap = np.where(k1 > k0, k1 - k0, 1.0)
-        rated = l0 + (l1 - l0) * np.clip((key - k0) / gap, 0.0, 1.0)
-        fresh = r_t >= t[rows] - self._max_radius_age_us[slot]  # NEVER: not fresh
+        # clipped to its own curve, a radius never interpolates towards a neighbouring curve
+        key = ci * _CURVE_STRIDE + np.clip(r_v, self._curve_r_min[ci], self._curve_r_max[ci])
+        rated = np.interp(key, self._curve_key, self._curve_load)
+        fresh = r_t >= host_t - self._max_radius_age_us[slot]  # NEVER: not fresh
         return self._levels(slot, rows, np.where(fresh, v[rows] / rated, np.nan))
 
     def _newest(
@@ -1090,10 +1122,8 @@ class Engine:
         host_group: NDArray[np.int64],
         host_t: NDArray[np.int64],
         source_of: NDArray[np.int64],
-        sx: NDArray[np.int64],
-        t: NDArray[np.int64],
-        v: NDArray[np.float64],
-        good: NDArray[np.int64],
+        presorted: bool,
+        sources: _Sources,
         carry_t: NDArray[np.int64],
         carry_v: NDArray[np.float64],
     ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -1101,19 +1131,28 @@ class Engine:
         the radius of a crane) at or before its time, from this batch or carried from earlier
         ones; the carry is advanced to each group's newest reading.
 
+        Args:
+            host_group, host_t: per host row, its group and time.
+            source_of: per series, the group it is a companion of (-1: none).
+            presorted: at most one companion series per group, groups numbered in series
+                order: the batch's companion rows are already sorted by group and time.
+            sources: the batch's rows that may be companions, and the time key.
+            carry_t, carry_v: per group, the newest companion reading of earlier batches.
+
         Returns:
             (companion value, companion time) per host row; time NEVER when there is none.
         """
-        src_rows = good[source_of[sx[good]] >= 0]
-        if src_rows.shape[0] == 0:
+        group = source_of[sources.sx]
+        pos = np.flatnonzero(group >= 0)
+        if pos.shape[0] == 0:
             return carry_v[host_group], carry_t[host_group]
-        group = source_of[sx[src_rows]]
-        src_t, src_v = t[src_rows], v[src_rows]
-        base = int(min(src_t.min(), host_t.min(initial=src_t.min()))) - 1
-        span = int(max(src_t.max(), host_t.max(initial=src_t.max()))) - base + 1
+        group, src_rows = group[pos], sources.rows[pos]
+        src_t, src_v = sources.t[src_rows], sources.v[src_rows]
+        base, span = sources.base, sources.span
         key = group * span + (src_t - base)
-        order = np.argsort(key, kind="stable")
-        key, group, src_t, src_v = key[order], group[order], src_t[order], src_v[order]
+        if not presorted:
+            order = np.argsort(key, kind="stable")
+            key, group, src_t, src_v = key[order], group[order], src_t[order], src_v[order]
         j = np.searchsorted(key, host_group * span + (host_t - base), side="right") - 1
         jc = np.maximum(j, 0)
         have = (j >= 0) & (group[jc] == host_group)  # a reading at the same instant counts
