@@ -343,6 +343,10 @@ class Engine:
         # transposed, so that the slots of a batch's rows come out column by column
         self._lvl_cols = np.ascontiguousarray(self._lvl.T)
         self._thr_hold0 = np.ascontiguousarray(self._thr_hold[:, 0])
+        # per slot: the first and the top threshold, and the one of its own (top) grade
+        self._thr_up0 = np.ascontiguousarray(self._thr_up[:, 0])
+        self._thr_up3 = np.ascontiguousarray(self._thr_up[:, 3])
+        self._thr_top = self._thr_up[np.arange(len(self._slots)), self._level - 1]
         kinds = [s.rule.kind for s in self._slots]
         self._is_rate = np.array([k_ == "rate" for k_ in kinds], dtype=np.bool_)
         self._present = {kind: bool((self._slot_of[kind] >= 0).any()) for kind in KIND_ORDER}
@@ -708,7 +712,7 @@ class Engine:
         if self._present["jump"]:
             rows, slot = self._select("jump", sx)
             jump = np.abs(v[rows] - prev_v[rows])
-            hit = jump >= self._thr_up[slot, 0]
+            hit = jump >= self._thr_up0[slot]
             suspect[rows[hit]] = True
             parts.append(self._single(slot, rows, jump, hit))
         if self._present["stuck"]:
@@ -720,7 +724,7 @@ class Engine:
             sx_good = sx[good]
         else:
             good, sx_good = np.arange(sx.shape[0]), sx
-        rate = self._rates(sx, t, v, good)
+        rate = self._rates(t, v, good, sx_good)
         rows, slot = self._level_pairs(sx_good, good)
         if rows.shape[0]:
             m = self._measure(slot, rows, sx, t, v)
@@ -757,10 +761,10 @@ class Engine:
         """(row, slot) pairs of the level rules of the rows `among` (their series `sx_among`):
         one run per column of the level table, so each slot's rows stay contiguous and in time
         order."""
-        cols = self._lvl_cols[:, sx_among].reshape(-1)
-        pos = np.flatnonzero(cols >= 0)
-        n = among.shape[0]
-        return among[pos % n] if n else among, cols[pos]
+        # np.take: a fancy index over two axes is several times slower
+        cols = np.take(self._lvl_cols, sx_among, axis=1).reshape(-1)
+        has = cols >= 0
+        return np.tile(among, self._lvl_cols.shape[0])[has], cols[has]
 
     def _sorted(
         self, batch: Batch
@@ -827,7 +831,7 @@ class Engine:
         else:
             keep = np.flatnonzero(~np.isnan(m))
         slot, rows, m, signed = slot[keep], rows[keep], m[keep], signed[keep]
-        g_up, g_hold = k.grade_pair(signed, self._thr_both[slot])
+        g_up, g_hold = k.grade_pair(signed, np.take(self._thr_both, slot, axis=0))
         return _Graded(np.stack((slot, rows, g_up, g_hold), axis=1), m)
 
     def _keep(self, slot: NDArray[np.int64], hot: NDArray[np.bool_]) -> NDArray[np.int64]:
@@ -950,12 +954,14 @@ class Engine:
 
     def _rates(
         self,
-        sx: NDArray[np.int64],
         t: NDArray[np.int64],
         v: NDArray[np.float64],
         good: NDArray[np.int64],
+        sx_good: NDArray[np.int64],
     ) -> NDArray[np.float64] | None:
         """Rate of change per day over each rate series' window, for every row (NaN if none).
+
+        Only the rows `good` (their series `sx_good`) are graded and advance the checkpoints.
 
         The reference of a reading at t is the newest *checkpoint* (first reading of each
         window/4 slot) at or before t - window and not before t - 3 window; the span is thus
@@ -964,10 +970,10 @@ class Engine:
         """
         if self._rate_window.shape[0] == 0:
             return None
-        rate = np.full(sx.shape[0], np.nan)
-        ri_all = self._rate_of[sx[good]]
-        has = ri_all >= 0
-        rows, ri = good[has], ri_all[has]
+        rate = np.full(t.shape[0], np.nan)
+        ri = self._rate_of[sx_good]
+        pos = np.flatnonzero(ri >= 0)
+        rows, ri = good[pos], ri[pos]
         if rows.shape[0] == 0:
             return rate
         tt, vv = t[rows], v[rows]
@@ -980,11 +986,11 @@ class Engine:
         rank = np.cumsum(seg) - 1
         ck = np.flatnonzero(is_ck)
         # references in the ring of checkpoints from earlier batches
-        ring_t = self._ring_t[ri]
+        ring_t = np.take(self._ring_t, ri, axis=0)
         count = k.count_true(ring_t <= target[:, None]) - 1
         cand = np.maximum(count, 0)
-        ref_t = ring_t[np.arange(ri.shape[0]), cand]
-        ref_v = self._ring_v[ri, cand]
+        ref_t = ring_t.reshape(-1)[np.arange(0, ri.shape[0] * _RING, _RING) + cand]
+        ref_v = self._ring_v.reshape(-1)[ri * _RING + cand]
         found = (count >= 0) & (ref_t >= oldest)
         # a batch spanning a whole window can hold newer references itself
         if ck.shape[0] and int(tt.max()) - int(tt.min()) >= int(window.min()):
@@ -1015,7 +1021,7 @@ class Engine:
         """Append each series' new checkpoints to its ring, keeping the newest `_RING`."""
         first = np.flatnonzero(seg)
         series_r = ri[first]
-        last = np.append(first[1:] - 1, ri.shape[0] - 1)
+        last = np.flatnonzero(k.segment_ends(seg))
         self._rate_last_slot[series_r] = slotn[last]
         if ck.shape[0] == 0:
             return
@@ -1052,7 +1058,7 @@ class Engine:
         m = rate[rows]
         if rows.shape[0] == 0:
             return self._single(slot, rows, m, np.zeros(0, dtype=np.bool_))
-        over = m > self._thr_up[slot, self._level[slot] - 1]
+        over = m > self._thr_top[slot]
         seg = k.segment_starts(slot)
         gap = pslot - prev > 2
         restart = seg | gap
@@ -1086,7 +1092,7 @@ class Engine:
         )
         fresh_wind = w_t >= host_t - self._max_wind_age_us[slot]  # NEVER: not fresh
         lifting = v[rows] >= self._min_load[slot]
-        hit = lifting & fresh_wind & (w_v >= self._thr_up[slot, 3])
+        hit = lifting & fresh_wind & (w_v >= self._thr_up3[slot])
         return self._single(slot, rows, np.where(fresh_wind, w_v, 0.0), hit)
 
     def _rated_curve(
@@ -1176,8 +1182,8 @@ class Engine:
             g_hold,
             starts,
             self._grade[slot],
-            self._run_up[slot],
-            self._run_dn[slot],
+            np.take(self._run_up, slot, axis=0),
+            np.take(self._run_dn, slot, axis=0),
             self._debounce[slot],
             self._resolve[slot],
             self._cap[slot],
@@ -1185,8 +1191,8 @@ class Engine:
         ends = np.flatnonzero(k.segment_ends(starts))
         last = slot[ends]
         self._grade[last] = grade[ends]
-        self._run_up[last] = run_up[ends]
-        self._run_dn[last] = run_dn[ends]
+        self._run_up[last] = np.take(run_up, ends, axis=0)
+        self._run_dn[last] = np.take(run_dn, ends, axis=0)
         self._busy[last] = (grade[ends] > 0) | (run_up[ends, 0] > 0)
         if not emit:
             return []
@@ -1234,7 +1240,7 @@ class Engine:
         rows, slot = rows[keep], slot[keep]
         if rows.shape[0]:
             m = self._measure(slot, rows, sx, t, v)
-            g, _ = k.grade_pair(m * self._direction[slot], self._thr_both[slot])
+            g, _ = k.grade_pair(m * self._direction[slot], np.take(self._thr_both, slot, axis=0))
             hit = np.flatnonzero(g > 0)
             for s_id in np.unique(slot[hit]):
                 mine = hit[slot[hit] == s_id]
