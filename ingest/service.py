@@ -130,7 +130,8 @@ class IngestService:
         Two threads share the work (plus paho's network thread): this one takes messages
         from the broker and decodes them into the next batch while a single writer thread
         commits the previous one, grades it and acknowledges it. While the writer waits on
-        PostgreSQL the GIL is free for decoding, so the two cores both work. At most one batch
+        PostgreSQL the GIL is free for decoding, so decoding overlaps the database's work
+        (the writer spends most of its time waiting for COPY to finish). At most one batch
         is with the writer: when the database is slow or away, collection stops too, the
         hand-off queue fills and the broker keeps the rest.
         """
