@@ -776,17 +776,21 @@ class Engine:
         sid = np.asarray(batch.series_id, dtype=np.int64)
         t = np.asarray(batch.time_us, dtype=np.int64)
         v = np.asarray(batch.value, dtype=np.float64)
-        inside = (sid >= 0) & (sid < self._sid_to_sx.shape[0])
-        sx = self._sid_to_sx[np.where(inside, sid, 0)]
-        ok = inside & (sx >= 0) & np.isfinite(v)
+        if sid.shape[0] and sid.min() >= 0 and sid.max() < self._sid_to_sx.shape[0]:
+            sx = self._sid_to_sx[sid]  # the usual batch: no id outside the table
+            ok = (sx >= 0) & np.isfinite(v)
+        else:
+            inside = (sid >= 0) & (sid < self._sid_to_sx.shape[0])
+            sx = self._sid_to_sx[np.where(inside, sid, 0)]
+            ok = inside & (sx >= 0) & np.isfinite(v)
         if not ok.all():
             sx, t, v = sx[ok], t[ok], v[ok]
         if sx.shape[0] == 0:
             return sx, t, v, sx
         # Radix-sort on the series (stable: duplicates keep batch order); a device's readings
         # usually arrive in time order, so a full sort is needed only when they did not.
-        order = k.stable_order(sx)
-        sx, t, v = sx[order], t[order], v[order]
+        order = k.stable_order(sx, len(self._series))
+        sx, t, v = sx.take(order), t.take(order), v.take(order)
         same = sx[1:] == sx[:-1]
         backwards = t[1:] < t[:-1]
         if (same & backwards).any():
@@ -945,6 +949,9 @@ class Engine:
     ) -> _Graded:
         """Stuck sensor: `count` equal readings in a row (within `epsilon`)."""
         same = np.abs(v[rows] - prev_v[rows]) <= self._epsilon[slot]
+        if not same.any():  # the usual batch: every run of equal readings is broken
+            self._aux_run[slot] = 0
+            return self._single(slot, rows, v[rows], same)
         seg = starts[rows]
         need = np.maximum(self._count[slot] - 1, 1)
         run = k.run_lengths(same, k.first_index(seg), self._aux_run[slot], need)
@@ -1059,6 +1066,9 @@ class Engine:
         if rows.shape[0] == 0:
             return self._single(slot, rows, m, np.zeros(0, dtype=np.bool_))
         over = m > self._thr_top[slot]
+        if not over.any():  # the usual batch: every run of periods over the share is broken
+            self._aux_run[slot] = 0
+            return self._single(slot, rows, np.nan_to_num(m), over)
         seg = k.segment_starts(slot)
         gap = pslot - prev > 2
         restart = seg | gap

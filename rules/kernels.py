@@ -114,9 +114,14 @@ def count_true(cond: NDArray[np.bool_]) -> NDArray[np.int64]:
     return total
 
 
-def stable_order(key: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Stable argsort of small non-negative integers by 16-bit radix passes (fast in numpy)."""
-    if key.shape[0] == 0 or int(key.max()) < (1 << 16):
+def stable_order(key: NDArray[np.int64], bound: int | None = None) -> NDArray[np.int64]:
+    """Stable argsort of small non-negative integers by 16-bit radix passes (fast in numpy).
+
+    Args:
+        key: the integers to sort.
+        bound: if known, a bound the keys are below (saves a pass to find their maximum).
+    """
+    if key.shape[0] == 0 or (bound if bound is not None else int(key.max()) + 1) <= (1 << 16):
         return np.argsort(key.astype(np.uint16), kind="stable")
     low = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable")
     high = np.argsort((key[low] >> 16).astype(np.uint32), kind="stable")
