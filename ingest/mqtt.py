@@ -46,6 +46,8 @@ class Message:
     payload: bytes
     received_us: int
     connection: int
+    dup: bool = False
+    """The broker's DUP flag: it sent this message before (to an earlier connection)."""
 
 
 class MqttSource:
@@ -205,6 +207,7 @@ class MqttSource:
             payload=bytes(msg.payload),
             received_us=time.time_ns() // 1000,
             connection=self._connection,
+            dup=bool(msg.dup),
         )
         # Blocks while the queue is full: this is what stops reading (module docstring). On
         # shutdown the message is let go unacknowledged; the broker delivers it again.

@@ -10,7 +10,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,8 @@ class _Batch:
     origin: list[NDArray[np.int64]] = field(default_factory=list)
     """Index in `messages` of the message each reading came from."""
     readings: int = 0
+    retried: bool = False
+    """A commit of this batch failed: it may have committed all the same (ambiguous commit)."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     statuses: list[DeviceStatus] = field(default_factory=list)
 
@@ -81,10 +83,15 @@ def _conflict_letters(batch: _Batch, positions: NDArray[np.int64]) -> list[DeadL
             f"{count} readings at a (series, time) already stored with another value; "
             "the stored value was kept"
         )
-        letters.append(
-            DeadLetter(m.topic, Reason.DUPLICATE_CONFLICT, detail, m.payload, m.received_us)
-        )
+        letters.append(_letter(m, Reason.DUPLICATE_CONFLICT, detail, seen_before=batch.retried))
     return letters
+
+
+def _letter(m: Message, reason: str, detail: str, *, seen_before: bool = False) -> DeadLetter:
+    """The dead letter of a message; marked redelivered if the broker or we saw it before."""
+    return DeadLetter(
+        m.topic, reason, detail, m.payload, m.received_us, redelivered=m.dup or seen_before
+    )
 
 
 def subscriptions(settings: Settings) -> list[str]:
@@ -216,33 +223,17 @@ class IngestService:
                 batch.origin.append(np.full(decoded.count, len(batch.messages) - 1))
                 batch.readings += decoded.count
             if decoded.rejection is not None:
-                batch.dead_letters.append(
-                    DeadLetter(
-                        m.topic,
-                        decoded.rejection.reason,
-                        decoded.rejection.detail,
-                        m.payload,
-                        m.received_us,
-                    )
-                )
+                rejection = decoded.rejection
+                batch.dead_letters.append(_letter(m, rejection.reason, rejection.detail))
         elif address is not None and address.channel == "status":
             status = parse_status(address, m.payload, m.received_us)
             if isinstance(status, DeviceStatus):
                 batch.statuses.append(status)
             else:
-                batch.dead_letters.append(
-                    DeadLetter(m.topic, status.reason, status.detail, m.payload, m.received_us)
-                )
+                batch.dead_letters.append(_letter(m, status.reason, status.detail))
         else:
-            batch.dead_letters.append(
-                DeadLetter(
-                    m.topic,
-                    Reason.BAD_TOPIC,
-                    f"expected {root}/<site>/<device>/telemetry",
-                    m.payload,
-                    m.received_us,
-                )
-            )
+            detail = f"expected {root}/<site>/<device>/telemetry"
+            batch.dead_letters.append(_letter(m, Reason.BAD_TOPIC, detail))
 
     def _commit_until_done(self, batch: _Batch, stop: threading.Event) -> None:
         """Commit the batch, retrying through database outages, then acknowledge its messages."""
@@ -253,6 +244,11 @@ class IngestService:
                 break
             except psycopg.OperationalError as exc:
                 self.metrics.db_failures.inc()
+                if not batch.retried:
+                    batch.retried = True
+                    batch.dead_letters = [
+                        replace(letter, redelivered=True) for letter in batch.dead_letters
+                    ]
                 log.warning(
                     "batch not committed; keeping it unacknowledged and retrying",
                     extra={"error": str(exc).strip(), "messages": len(batch.messages)},

@@ -27,6 +27,8 @@ class DeadLetter:
     detail: str
     payload: bytes
     received_us: int
+    redelivered: bool = False
+    """Seen before (MQTT DUP flag, or a retried commit): stored only if not stored already."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,14 +218,32 @@ def _pg_time(time_us: int) -> datetime:
 
 
 def insert_dead_letters(conn: psycopg.Connection[Any], letters: Sequence[DeadLetter]) -> None:
-    """Store refused payloads with their reason and raw bytes."""
+    """Store refused payloads with their reason and raw bytes.
+
+    A redelivered letter is skipped if a dead letter with the same topic and bytes exists: it
+    is the same message again, after a crash between commit and acknowledgement.
+    """
     if not letters:
         return
     with conn.cursor() as cur:
         cur.executemany(
             """INSERT INTO dead_letters (received_at, topic, reason, detail, payload)
-               VALUES (%s, %s, %s, %s, %s)""",
-            [(_pg_time(d.received_us), d.topic, d.reason, d.detail, d.payload) for d in letters],
+               SELECT %(at)s, %(topic)s, %(reason)s, %(detail)s, %(payload)s
+               WHERE NOT %(redelivered)s OR NOT EXISTS (
+                   SELECT 1 FROM dead_letters
+                   WHERE topic = %(topic)s AND md5(payload) = md5(%(payload)s)
+                     AND payload = %(payload)s)""",
+            [
+                {
+                    "at": _pg_time(d.received_us),
+                    "topic": d.topic,
+                    "reason": d.reason,
+                    "detail": d.detail,
+                    "payload": d.payload,
+                    "redelivered": d.redelivered,
+                }
+                for d in letters
+            ],
         )
 
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import psycopg
 import pytest
 
-from ingest.store import DuplicateReadingError, copy_direct, copy_idempotent
+from ingest.store import (
+    DeadLetter,
+    DuplicateReadingError,
+    copy_direct,
+    copy_idempotent,
+    insert_dead_letters,
+)
 
 T0_US = 1_790_000_000_000_000
 
@@ -54,3 +62,24 @@ def test_idempotent_copy_says_which_readings_were_new_and_the_first_wins(db_url:
         with conn.transaction():
             assert copy_idempotent(conn, *empty).size == 0
             copy_direct(conn, *empty)
+
+
+def test_a_redelivered_dead_letter_is_stored_once_a_resent_one_again(db_url: str) -> None:
+    letter = DeadLetter("r/S1/D1/telemetry", "invalid_json", "line 1", b'{"ts": ', T0_US)
+
+    def count() -> int:
+        row = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
+        return int(row[0]) if row else 0
+
+    with psycopg.connect(db_url) as conn:
+        with conn.transaction():
+            insert_dead_letters(conn, [letter])
+            # The same message again after a crash before its ack (MQTT DUP flag): not stored.
+            insert_dead_letters(conn, [replace(letter, redelivered=True)])
+        assert count() == 1
+        with conn.transaction():
+            insert_dead_letters(conn, [letter])  # the gateway sent the same bytes again
+        assert count() == 2
+        with conn.transaction():
+            insert_dead_letters(conn, [replace(letter, payload=b"{", redelivered=True)])
+        assert count() == 3
