@@ -761,10 +761,11 @@ class Engine:
         """(row, slot) pairs of the level rules of the rows `among` (their series `sx_among`):
         one run per column of the level table, so each slot's rows stay contiguous and in time
         order."""
-        # np.take: a fancy index over two axes is several times slower
-        cols = np.take(self._lvl_cols, sx_among, axis=1).reshape(-1)
-        has = cols >= 0
-        return np.tile(among, self._lvl_cols.shape[0])[has], cols[has]
+        # take, not fancy indexing: several times faster over two axes, and faster on large
+        # one-dimensional gathers too
+        cols = self._lvl_cols.take(sx_among, axis=1).reshape(-1)
+        pos = np.flatnonzero(cols >= 0)
+        return np.tile(among, self._lvl_cols.shape[0]).take(pos), cols.take(pos)
 
     def _sorted(
         self, batch: Batch
@@ -828,9 +829,9 @@ class Engine:
         self, slot: NDArray[np.int64], rows: NDArray[np.int64], m: NDArray[np.float64]
     ) -> _Graded:
         """Grade a level rule's measure against its thresholds (NaN measures are skipped)."""
-        signed = m * self._direction[slot]
+        signed = m * self._direction.take(slot)
         if self._skip_quiet:
-            keep = self._keep(slot, signed >= self._thr_hold0[slot])  # NaN: not hot
+            keep = self._keep(slot, signed >= self._thr_hold0.take(slot))  # NaN: not hot
             keep = keep[~np.isnan(m[keep])]
         else:
             keep = np.flatnonzero(~np.isnan(m))
@@ -875,12 +876,12 @@ class Engine:
     ) -> NDArray[np.float64]:
         """The graded quantity of a level rule at `rows` of the columns, unsigned (NaN: cannot
         be graded)."""
-        tt = t[rows]
-        m: NDArray[np.float64] = (v[rows] - self._offset[slot]) * self._scale[slot]
+        tt = t.take(rows)
+        m: NDArray[np.float64] = (v.take(rows) - self._offset.take(slot)) * self._scale.take(slot)
         np.absolute(m, out=m, where=self._abs[slot])
         # a cumulative reading older than its series' newest baseline (a late reading, or one
         # before a dated re-baselining) is measured against the baseline in force at its time
-        old = np.flatnonzero(tt < self._offset_from_t[slot])
+        old = np.flatnonzero(tt < self._offset_from_t.take(slot))
         if old.shape[0]:
             r, s = rows[old], slot[old]
             m_old = (v[r] - self._baseline_at(sx[r], tt[old])) * self._scale[s]
