@@ -311,8 +311,8 @@ class Engine:
         self._grade = np.zeros(p, dtype=np.int64)
         self._busy = np.zeros(p, dtype=np.bool_)  # grade > 0 or a debounce under way
         self._skip_quiet = True
-        self._run_up = np.zeros((p, 4), dtype=np.int64)
-        self._run_dn = np.zeros((p, 4), dtype=np.int64)
+        # runs of readings at or over each grade (debounce), then under each less hysteresis
+        self._runs = np.zeros((p, 8), dtype=np.int64)
         self._level = np.array([int(r.top_grade()) for r in rules], dtype=np.int64)
         self._aux_run = np.zeros(p, dtype=np.int64)  # stuck, consecutive: run carried
         self._aux_slot = np.full(p, -(1 << 40), dtype=np.int64)  # consecutive: last period
@@ -556,7 +556,7 @@ class Engine:
         if i is None:
             return False
         self._grade[i] = int(grade)
-        self._busy[i] = bool(grade) or bool(self._run_up[i, 0])
+        self._busy[i] = bool(grade) or bool(self._runs[i, 0])
         return True
 
     def open_alerts(self) -> dict[tuple[int, str], Grade]:
@@ -606,7 +606,7 @@ class Engine:
                 if j is None or old._slots[j].rule.kind != slot.rule.kind:
                     continue
                 self._grade[i], self._busy[i] = old._grade[j], old._busy[j]
-                self._run_up[i], self._run_dn[i] = old._run_up[j], old._run_dn[j]
+                self._runs[i] = old._runs[j]
                 self._aux_run[i], self._aux_slot[i] = old._aux_run[j], old._aux_slot[j]
         for d, rep in enumerate(self._dev_rep):
             od = old._dev_index.get(rep.device_id)
@@ -1188,13 +1188,12 @@ class Engine:
         if slot.shape[0] == 0:
             return []
         starts = k.segment_starts(slot)
-        grade, before, run_up, run_dn = k.alert_grades(
+        grade, before, runs = k.alert_grades(
             g_up,
             g_hold,
             starts,
             self._grade[slot],
-            np.take(self._run_up, slot, axis=0),
-            np.take(self._run_dn, slot, axis=0),
+            self._runs.take(slot, axis=0),
             self._debounce[slot],
             self._resolve[slot],
             self._cap[slot],
@@ -1202,9 +1201,9 @@ class Engine:
         ends = np.flatnonzero(k.segment_ends(starts))
         last = slot[ends]
         self._grade[last] = grade[ends]
-        self._run_up[last] = np.take(run_up, ends, axis=0)
-        self._run_dn[last] = np.take(run_dn, ends, axis=0)
-        self._busy[last] = (grade[ends] > 0) | (run_up[ends, 0] > 0)
+        runs = runs.take(ends, axis=0)
+        self._runs[last] = runs
+        self._busy[last] = (grade[ends] > 0) | (runs[:, 0] > 0)
         if not emit:
             return []
         changed = np.flatnonzero(grade != before)

@@ -133,12 +133,11 @@ def alert_grades(
     g_hold: NDArray[np.int64],
     starts: NDArray[np.bool_],
     grade0: NDArray[np.int64],
-    run_up0: NDArray[np.int64],
-    run_dn0: NDArray[np.int64],
+    runs0: NDArray[np.int64],
     debounce: NDArray[np.int64],
     resolve_after: NDArray[np.int64],
     cap: NDArray[np.int64],
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
     """The alert state machine over sorted rows of many (series, rule) slots at once.
 
     Each grade k is a set/reset flip-flop: it is set after `debounce` consecutive readings with
@@ -152,21 +151,24 @@ def alert_grades(
     Args:
         g_up, g_hold: (n,) raw grades per row, rows sorted by slot then time.
         starts: (n,) first row of each slot's segment.
-        grade0, run_up0, run_dn0: per row, the slot's carried grade (n,) and runs (n, 4).
+        grade0: (n,) per row, the slot's carried grade.
+        runs0: (n, 8) per row, the slot's carried runs: four of `g_up >= k` (k = 1..4), then
+            four of `g_hold < k`.
         debounce, resolve_after, cap: per row, the slot's settings.
 
     Returns:
-        (grade after each row, grade before each row, run_up, run_dn) - the runs (n, 4) at the
-        last row of a segment are the state to carry.
+        (grade after each row, grade before each row, runs) - the runs (n, 8) at the last row
+        of a segment are the state to carry.
     """
     n = g_up.shape[0]
     first = first_index(starts)
-    up = g_up[:, None] >= LEVELS
-    down = g_hold[:, None] < LEVELS
-    run_up = run_lengths(up, first, run_up0, cap)
-    run_dn = run_lengths(down, first, run_dn0, cap)
-    set_ = run_up >= debounce[:, None]
-    reset = run_dn >= resolve_after[:, None]
+    # both kinds of run in one (n, 8) pass
+    cond = np.empty((n, 8), dtype=np.bool_)
+    np.greater_equal(g_up[:, None], LEVELS, out=cond[:, :4])
+    np.less(g_hold[:, None], LEVELS, out=cond[:, 4:])
+    runs = run_lengths(cond, first, runs0, cap)
+    set_ = runs[:, :4] >= debounce[:, None]
+    reset = runs[:, 4:] >= resolve_after[:, None]
     idx = np.arange(n, dtype=np.int64)[:, None]
     last_event = np.maximum.accumulate(np.where(set_ | reset, idx, -1), axis=0)
     decided = last_event >= first[:, None]
@@ -179,4 +181,4 @@ def alert_grades(
     if n:
         before[1:] = grade[:-1]
         before[starts] = grade0[starts]
-    return grade, before, run_up, run_dn
+    return grade, before, runs
