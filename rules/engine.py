@@ -705,20 +705,21 @@ class Engine:
         # replay steps everything, so that run lengths are exact.
         self._skip_quiet = emit
         starts = k.segment_starts(sx)
-        prev_v = k.previous(v, starts, self._last_v[sx])
+        # the change from each reading's predecessor, shared by the jump and stuck rules
+        change = np.abs(v - k.previous(v, starts, self._last_v[sx]))
         out += self._set_initial_baselines(sx, t, v, starts, emit)
         parts: list[_Graded] = []
         suspect = np.zeros(sx.shape[0], dtype=np.bool_)
         if self._present["jump"]:
             rows, slot = self._select("jump", sx)
-            jump = np.abs(v[rows] - prev_v[rows])
+            jump = change[rows]
             hit = jump >= self._thr_up0[slot]
             suspect[rows[hit]] = True
             parts.append(self._single(slot, rows, jump, hit))
         if self._present["stuck"]:
             rows, slot = self._select("stuck", sx)
             if rows.shape[0]:
-                parts.append(self._stuck(rows, slot, v, prev_v, starts))
+                parts.append(self._stuck(rows, slot, v, change, starts))
         if suspect.any():
             good = np.flatnonzero(~suspect)
             sx_good = sx[good]
@@ -747,10 +748,11 @@ class Engine:
         if parts:
             out += self._step(parts, t, emit)
         ends = np.flatnonzero(k.segment_ends(starts))
-        self._last_t[sx[ends]] = t[ends]
-        self._last_v[sx[ends]] = v[ends]
-        dev = self._series_dev[sx[ends]]
-        np.maximum.at(self._dev_last_t, dev, t[ends])
+        last_sx, last_t = sx[ends], t[ends]
+        self._last_t[last_sx] = last_t
+        self._last_v[last_sx] = v[ends]
+        dev = self._series_dev[last_sx]
+        np.maximum.at(self._dev_last_t, dev, last_t)
         if emit and now_us is not None and self._dev_grade.any():
             out += self._back_online(np.unique(dev), now_us)
         return out
@@ -945,11 +947,12 @@ class Engine:
         rows: NDArray[np.int64],
         slot: NDArray[np.int64],
         v: NDArray[np.float64],
-        prev_v: NDArray[np.float64],
+        change: NDArray[np.float64],
         starts: NDArray[np.bool_],
     ) -> _Graded:
-        """Stuck sensor: `count` equal readings in a row (within `epsilon`)."""
-        same = np.abs(v[rows] - prev_v[rows]) <= self._epsilon[slot]
+        """Stuck sensor: `count` equal readings in a row (within `epsilon`); `change` is each
+        reading's change from its predecessor."""
+        same = change[rows] <= self._epsilon[slot]
         if not same.any():  # the usual batch: every run of equal readings is broken
             self._aux_run[slot] = 0
             return self._single(slot, rows, v[rows], same)
