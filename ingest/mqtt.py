@@ -75,6 +75,8 @@ class MqttSource:
         self.connected = threading.Event()
         """Set once the subscriptions of the current connection are acknowledged."""
         self.reconnects = 0
+        self._received = 0  # written by the network thread only
+        self._settled = 0  # written by the thread that acknowledges only
         self._connection = 0
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -118,7 +120,13 @@ class MqttSource:
             if message.qos > 0 and message.connection == current:
                 self._client.ack(message.mid, message.qos)
                 acked += 1
+        self._settled += len(messages)
         return acked
+
+    @property
+    def pending(self) -> int:
+        """Messages received and not yet acknowledged (or let go as stale)."""
+        return self._received - self._settled
 
     def _run(self) -> None:
         while not self._stopping.is_set():
@@ -214,6 +222,7 @@ class MqttSource:
         while not self._stopping.is_set():
             try:
                 self.messages.put(message, timeout=0.5)
+                self._received += 1
                 return
             except queue.Full:
                 continue

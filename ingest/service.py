@@ -204,7 +204,7 @@ class IngestService:
                     break
             self._add(batch, message)
         self.metrics.messages_received.inc(len(batch.messages))
-        self.metrics.pending_messages.set(len(batch.messages) + queue_.qsize())
+        self.metrics.pending_messages.set(self.source.pending)
         return batch
 
     def _add(self, batch: _Batch, m: Message) -> None:
@@ -261,7 +261,7 @@ class IngestService:
                     return
         acked = self.source.ack(batch.messages)
         self.metrics.messages_committed.inc(acked)
-        self.metrics.pending_messages.set(self.source.messages.qsize())
+        self.metrics.pending_messages.set(self.source.pending)
 
     def _commit(
         self,

@@ -52,6 +52,7 @@ def test_two_workers_on_disjoint_partitions_store_every_reading_once(
         duplicates = [
             w.scrape().get("hazmon_ingest_readings_duplicate_total", 0.0) for w in workers
         ]
+        pending = [w.scrape()["hazmon_ingest_pending_messages"] for w in workers]
         dead = [
             sum(
                 v for k, v in w.scrape().items() if k.startswith("hazmon_ingest_dead_letters_total")
@@ -63,3 +64,4 @@ def test_two_workers_on_disjoint_partitions_store_every_reading_once(
     assert committed == [per_site, per_site]
     assert duplicates == [0, 0]
     assert dead == [0, 0]
+    assert pending == [0, 0], "messages left unacknowledged"
