@@ -123,6 +123,8 @@ class IngestService:
             session_expiry_s=settings.mqtt_session_expiry_s,
             keepalive_s=settings.mqtt_keepalive_s,
         )
+        # Read at scrape time, so it is right while the writer is stuck on a slow database.
+        metrics.pending_messages.set_function(lambda: self.source.pending)
         self._conn: psycopg.Connection[Any] | None = None
         self._lookup = SeriesLookup.empty()
         self._engine: Engine | None = None
@@ -204,7 +206,6 @@ class IngestService:
                     break
             self._add(batch, message)
         self.metrics.messages_received.inc(len(batch.messages))
-        self.metrics.pending_messages.set(self.source.pending)
         return batch
 
     def _add(self, batch: _Batch, m: Message) -> None:
@@ -261,7 +262,6 @@ class IngestService:
                     return
         acked = self.source.ack(batch.messages)
         self.metrics.messages_committed.inc(acked)
-        self.metrics.pending_messages.set(self.source.pending)
 
     def _commit(
         self,
