@@ -53,6 +53,13 @@ def test_two_workers_on_disjoint_partitions_store_every_reading_once(
             w.scrape().get("hazmon_ingest_readings_duplicate_total", 0.0) for w in workers
         ]
         pending = [w.scrape()["hazmon_ingest_pending_messages"] for w in workers]
+        paths = [
+            {
+                path: w.scrape().get(f"hazmon_ingest_write_batches_total{{path={path}}}", 0.0)
+                for path in ("direct", "staged")
+            }
+            for w in workers
+        ]
         dead = [
             sum(
                 v for k, v in w.scrape().items() if k.startswith("hazmon_ingest_dead_letters_total")
@@ -65,3 +72,5 @@ def test_two_workers_on_disjoint_partitions_store_every_reading_once(
     assert duplicates == [0, 0]
     assert dead == [0, 0]
     assert pending == [0, 0], "messages left unacknowledged"
+    # In steady state every batch takes the direct COPY; the staged path is for redeliveries.
+    assert all(p["direct"] > 0 and p["staged"] == 0 for p in paths), paths
