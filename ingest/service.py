@@ -343,15 +343,25 @@ class IngestService:
             version = registry_version(conn)
             conn.rollback()
             if version != self._registry_version:
-                self._load(conn, version)
+                # The engine is in step with the database here, so unchanged series keep their
+                # state instead of being replayed from storage (a new device must not stall
+                # ingest while every series' history is read again).
+                self._load(conn, version, previous=self._engine)
         except psycopg.OperationalError:
             self._drop_connection()
             self._ensure_connection(stop, force_reload=True)
 
-    def _load(self, conn: psycopg.Connection[Any], version: int) -> None:
+    def _load(
+        self, conn: psycopg.Connection[Any], version: int, previous: Engine | None = None
+    ) -> None:
+        """Load the series map and the rule engine; `previous` only if it matches the database.
+
+        After a failed commit the in-memory engine is ahead of the database, so it is rebuilt
+        from storage (previous=None).
+        """
         partition = self.settings.partition_sites
         self._lookup = load_lookup(conn, partition)
-        self._engine = alertstore.load_engine(conn, partition or None)
+        self._engine = alertstore.load_engine(conn, partition or None, previous=previous)
         conn.commit()
         self._registry_version = version
         log.info(
