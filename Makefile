@@ -33,8 +33,10 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## bench: the rule engine and ingest benchmarks (minutes; not part of `make test`)
 bench: services install
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/rules_bench.py
+	$(BIN)/python bench/ingest_bench.py ceilings drain sustained latency --runs 3
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis
