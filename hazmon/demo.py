@@ -20,6 +20,8 @@ _ACTIONS = {
     "escalate": "升级 escalated",
     "deescalate": "降级 de-escalated",
     "resolve": "已恢复 resolved",
+    "suspect": "传感器疑似故障 sensor suspect",
+    "late": "补传数据超限 late readings over the limit",
 }
 
 

@@ -33,6 +33,8 @@ ACTION_LABELS = {
     "deescalate": ("降级", "de-escalated"),
     "resolve": ("已恢复", "resolved"),
     "acknowledge": ("已确认", "acknowledged"),
+    "suspect": ("传感器疑似故障", "sensor suspect"),
+    "late": ("补传数据超限", "late readings over the limit"),
 }
 
 
