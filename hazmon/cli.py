@@ -323,7 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_run)
 
     demo = sub.add_parser(
-        "demo", help="演示：模拟塔吊超限并显示报警 / demo: a crane overload, alerts live"
+        "demo",
+        help="演示：基坑补传数据与塔吊超限，实时显示报警 / demo: a pit flushing buffered data and a crane overload, alerts live",
     )
     demo.add_argument(
         "--speedup", type=float, default=10.0, help="加速倍数 / time compression factor"
