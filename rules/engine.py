@@ -64,12 +64,14 @@ _RING = 16  # rate checkpoints kept per series: one per window/4 over 3 windows,
 
 
 class _Graded(NamedTuple):
-    """Rows of one rule kind graded for the state machine, sorted by slot then time.
+    """Rows of one rule kind graded for the state machine, each slot's rows together and in
+    time order: the slot, the row (index into the sorted batch), the raw grades against the
+    thresholds and against the thresholds less hysteresis, and the measure."""
 
-    `ints` holds four columns: slot, row (index into the sorted batch), g_up, g_hold.
-    """
-
-    ints: NDArray[np.int64]
+    slot: NDArray[np.int64]
+    rows: NDArray[np.int64]
+    g_up: NDArray[np.int64]
+    g_hold: NDArray[np.int64]
     measure: NDArray[np.float64]
 
 
@@ -842,7 +844,7 @@ class Engine:
             keep = (~np.isnan(m)).nonzero()[0]
         slot, rows, m, signed = slot[keep], rows[keep], m[keep], signed[keep]
         g_up, g_hold = k.grade_pair(signed, self._thr_both.take(slot, axis=0))
-        return _Graded(np.stack((slot, rows, g_up, g_hold), axis=1), m)
+        return _Graded(slot, rows, g_up, g_hold, m)
 
     def _keep(self, slot: NDArray[np.int64], hot: NDArray[np.bool_]) -> NDArray[np.int64]:
         """Indices of the rows of slots that are busy or have a hot row in this batch (all
@@ -869,7 +871,7 @@ class Engine:
             keep = self._keep(slot, hit)
             slot, rows, m, hit = slot[keep], rows[keep], m[keep], hit[keep]
         g = np.where(hit, self._level[slot], 0)
-        return _Graded(np.stack((slot, rows, g, g), axis=1), m)
+        return _Graded(slot, rows, g, g, m)
 
     def _measure(
         self,
@@ -1188,9 +1190,9 @@ class Engine:
 
     def _step(self, parts: list[_Graded], t: NDArray[np.int64], emit: bool) -> list[Transition]:
         """Run the state machine over the graded rows of all kinds; store the new state."""
-        ints = np.concatenate([p.ints for p in parts]).T
-        slot, rows, g_up, g_hold = ints[0], ints[1], ints[2], ints[3]
-        measure = np.concatenate([p.measure for p in parts])
+        slot, rows, g_up, g_hold, measure = (
+            np.concatenate(column) for column in zip(*parts, strict=True)
+        )
         if slot.shape[0] == 0:
             return []
         starts = k.segment_starts(slot)
