@@ -999,7 +999,7 @@ class Engine:
         is_ck = slotn != k.previous(slotn, seg, self._rate_last_slot[ri])
         target = tt - window
         oldest = target - 2 * window
-        rank = np.cumsum(seg) - 1
+        rank = seg.cumsum() - 1
         ck = is_ck.nonzero()[0]
         # references in the ring of checkpoints from earlier batches
         ring_t = self._ring_t.take(ri, axis=0)
@@ -1013,7 +1013,7 @@ class Engine:
             base = int(oldest.min())
             span = int(tt.max()) - base + 1
             ck_key = rank[ck] * span + (tt[ck] - base)
-            j = np.searchsorted(ck_key, rank * span + (target - base), side="right") - 1
+            j = ck_key.searchsorted(rank * span + (target - base), side="right") - 1
             ref = ck[np.maximum(j, 0)]
             in_batch = (j >= 0) & (rank[ref] == rank) & (tt[ref] >= oldest)
             ref_t = np.where(in_batch, tt[ref], ref_t)
@@ -1137,7 +1137,8 @@ class Engine:
         )
         ci = self._curve_of[slot]
         # clipped to its own curve, a radius never interpolates towards a neighbouring curve
-        key = ci * _CURVE_STRIDE + np.clip(r_v, self._curve_r_min[ci], self._curve_r_max[ci])
+        radius = np.minimum(np.maximum(r_v, self._curve_r_min[ci]), self._curve_r_max[ci])
+        key = ci * _CURVE_STRIDE + radius
         rated = np.interp(key, self._curve_key, self._curve_load)
         fresh = r_t >= host_t - self._max_radius_age_us[slot]  # NEVER: not fresh
         return self._levels(slot, rows, np.where(fresh, v[rows] / rated, np.nan))
@@ -1176,9 +1177,9 @@ class Engine:
         base, span = sources.base, sources.span
         key = group * span + (src_t - base)
         if not presorted:
-            order = np.argsort(key, kind="stable")
+            order = key.argsort(kind="stable")
             key, group, src_t, src_v = key[order], group[order], src_t[order], src_v[order]
-        j = np.searchsorted(key, host_group * span + (host_t - base), side="right") - 1
+        j = key.searchsorted(host_group * span + (host_t - base), side="right") - 1
         jc = np.maximum(j, 0)
         have = (j >= 0) & (group[jc] == host_group)  # a reading at the same instant counts
         out_v = np.where(have, src_v[jc], carry_v[host_group])

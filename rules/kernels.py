@@ -110,7 +110,7 @@ def count_true(cond: NDArray[np.bool_]) -> NDArray[np.int64]:
     """Per row, how many of the (n, 8k) conditions hold (a faster `count_nonzero(axis=1)`)."""
     packed = np.ascontiguousarray(cond).view(np.uint64)
     counts = (packed * np.uint64(0x0101010101010101)) >> np.uint64(56)
-    total: NDArray[np.int64] = counts.sum(axis=1, dtype=np.int64)
+    total: NDArray[np.int64] = np.add.reduce(counts, axis=1, dtype=np.int64)
     return total
 
 
@@ -122,7 +122,7 @@ def stable_order(key: NDArray[np.int64], bound: int | None = None) -> NDArray[np
         bound: if known, a bound the keys are below (saves a pass to find their maximum).
     """
     if key.shape[0] == 0 or (bound if bound is not None else int(key.max()) + 1) <= (1 << 16):
-        return np.argsort(key.astype(np.uint16), kind="stable")
+        return key.astype(np.uint16).argsort(kind="stable")
     low = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable")
     high = np.argsort((key[low] >> 16).astype(np.uint32), kind="stable")
     return low[high]
