@@ -54,14 +54,28 @@ def cmd_registry_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
-    """Run one ingest worker until SIGINT/SIGTERM."""
+def _serve_metrics(settings: Settings, args: argparse.Namespace) -> None:
+    """Expose this process's Prometheus metrics on `--metrics-port`, if one was given."""
     from prometheus_client import start_http_server
-
-    from ingest import IngestMetrics, IngestService
 
     if args.metrics_port:
         start_http_server(args.metrics_port, addr=settings.api_host)
+
+
+def _add_metrics_port(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="在此端口提供 Prometheus 指标 / serve Prometheus metrics on this port (0: off)",
+    )
+
+
+def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
+    """Run one ingest worker until SIGINT/SIGTERM."""
+    from ingest import IngestMetrics, IngestService
+
+    _serve_metrics(settings, args)
     stop = _stop_on_signals()
     IngestService(settings, IngestMetrics.create()).run(stop)
     return 0
@@ -108,12 +122,9 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
     """Deliver alert notifications from the outbox to webhooks until SIGINT/SIGTERM."""
-    from prometheus_client import start_http_server
-
     from notify import Notifier
 
-    if args.metrics_port:
-        start_http_server(args.metrics_port, addr=settings.api_host)
+    _serve_metrics(settings, args)
     Notifier(settings.database_url).run(_stop_on_signals())
     return 0
 
@@ -274,12 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.set_defaults(func=cmd_registry_import)
 
     ing = sub.add_parser("ingest", help="接收 MQTT 遥测并入库 / ingest MQTT telemetry")
-    ing.add_argument(
-        "--metrics-port",
-        type=int,
-        default=0,
-        help="在此端口提供 Prometheus 指标 / serve Prometheus metrics on this port (0: off)",
-    )
+    _add_metrics_port(ing)
     ing.set_defaults(func=cmd_ingest)
 
     dead = sub.add_parser("dead-letters", help="死信 / refused payloads")
@@ -297,12 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.set_defaults(func=cmd_api)
 
     notify = sub.add_parser("notify", help="推送报警到 Webhook / deliver alerts to webhooks")
-    notify.add_argument(
-        "--metrics-port",
-        type=int,
-        default=0,
-        help="在此端口提供 Prometheus 指标 / serve Prometheus metrics on this port (0: off)",
-    )
+    _add_metrics_port(notify)
     notify.set_defaults(func=cmd_notify)
 
     sim = sub.add_parser("simulate", help="模拟塔吊网关 / simulate a tower crane gateway")
