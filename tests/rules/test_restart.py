@@ -8,6 +8,7 @@ stored readings each rule needs and restores the open alerts.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ import psycopg
 import pytest
 
 from hazmon import alertstore
-from rules import Batch, Transition
+from rules import Batch, Engine, Transition
 from tests.rules.conftest import T0_US, DeviceSpec, make_registry, store_readings
 from tests.rules.streams import OVERRIDES, SERIES, VALUES
 
@@ -99,6 +100,26 @@ def key(t: Transition) -> tuple[object, ...]:
     )
 
 
+def run_stored(
+    conn: psycopg.Connection[Any],
+    batches: list[Batch],
+    rebuild_at: int,
+    rebuild: Callable[[Engine], Engine],
+) -> list[tuple[Any, ...]]:
+    """Store, grade and record each batch as ingest does; rebuild the engine before one batch."""
+    engine = alertstore.load_engine(conn)
+    got = []
+    for i, b in enumerate(batches):
+        if i == rebuild_at:
+            engine = rebuild(engine)
+        store_readings(conn, b)
+        out = engine.evaluate(b, int(b.time_us.max()))
+        alertstore.record(conn, out)
+        conn.commit()
+        got += [key(t) for t in out]
+    return got
+
+
 @pytest.mark.parametrize(("seed", "restart_at"), [(1, 3), (2, 5), (3, 1), (4, 6)])
 def test_restart_mid_stream_gives_the_same_alerts(
     conn: psycopg.Connection[Any], seed: int, restart_at: int
@@ -107,16 +128,7 @@ def test_restart_mid_stream_gives_the_same_alerts(
     batches = stream(seed, ids)
     uninterrupted = alertstore.load_engine(conn)
     want = [key(t) for b in batches for t in uninterrupted.evaluate(b, int(b.time_us.max()))]
-    engine = alertstore.load_engine(conn)
-    got = []
-    for i, b in enumerate(batches):
-        if i == restart_at:
-            engine = alertstore.load_engine(conn)
-        store_readings(conn, b)
-        out = engine.evaluate(b, int(b.time_us.max()))
-        alertstore.record(conn, out)
-        conn.commit()
-        got += [key(t) for t in out]
+    got = run_stored(conn, batches, restart_at, lambda engine: alertstore.load_engine(conn))
     assert got == want
     assert any(k[2] == "open" for k in want)  # the stream does raise alerts
     open_rows = conn.execute(
@@ -140,18 +152,13 @@ def test_registry_change_keeps_the_state_of_unchanged_series(
     batches = stream(seed, ids)
     uninterrupted = alertstore.load_engine(conn)
     want = [key(t) for b in batches for t in uninterrupted.evaluate(b, int(b.time_us.max()))]
-    engine = alertstore.load_engine(conn)
-    got = []
-    for i, b in enumerate(batches):
-        if i == change_at:  # a device is registered: the ingest rebuilds its engine
-            make_registry(conn, [DeviceSpec("NEW1", "facade", ["tilt_permille"], {}, 60.0)])
-            conn.commit()
-            old = engine
-            engine = alertstore.load_engine(conn, previous=old)
-            assert engine.adopt(old) == set(ids.values())
-        store_readings(conn, b)
-        out = engine.evaluate(b, int(b.time_us.max()))
-        alertstore.record(conn, out)
+
+    def register_a_device(old: Engine) -> Engine:
+        # a device is registered: the ingest rebuilds its engine
+        make_registry(conn, [DeviceSpec("NEW1", "facade", ["tilt_permille"], {}, 60.0)])
         conn.commit()
-        got += [key(t) for t in out]
-    assert got == want
+        engine = alertstore.load_engine(conn, previous=old)
+        assert engine.adopt(old) == set(ids.values())
+        return engine
+
+    assert run_stored(conn, batches, change_at, register_a_device) == want
