@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ import numpy as np
 import psycopg
 
 import rules
+from rules import ProfileError
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,11 @@ def to_us(when: datetime) -> int:
 
 # --- building the engine -------------------------------------------------------------------
 
+# Design values and overrides come as text and are parsed here, one work at a time: a value
+# json cannot read (a number of 5,000 digits, nesting 10,000 deep) isolates its work only.
 _SERIES_SQL = """
-SELECT s.id, d.id, w.id, si.code, d.code, w.hazard_kind, s.metric, w.params, d.sampling_period_s
+SELECT s.id, d.id, w.id, si.code, d.code, w.hazard_kind, s.metric, w.params::text,
+       d.sampling_period_s, w.code
 FROM series s
 JOIN devices d ON d.id = s.device_id
 JOIN works w ON w.id = d.work_id
@@ -62,7 +67,7 @@ ORDER BY s.id
 """
 
 _OVERRIDES_SQL = """
-SELECT work_id, series_id, metric, rule, params FROM thresholds
+SELECT work_id, series_id, metric, rule, params::text FROM thresholds
 WHERE work_id = ANY(%(works)s) OR series_id = ANY(%(series)s)
 ORDER BY id
 """
@@ -77,6 +82,7 @@ JOIN LATERAL (
     SELECT value, time FROM readings WHERE series_id = s.sid ORDER BY time ASC LIMIT 1
 ) r ON true
 WHERE NOT EXISTS (SELECT 1 FROM baselines b WHERE b.series_id = s.sid)
+RETURNING series_id, value, valid_from
 """
 
 _BASELINES_SQL = """
@@ -133,54 +139,181 @@ def load_engine(
         An engine whose open alerts, run lengths and rate windows are those an uninterrupted
         engine would have after the stored readings.
 
-    Raises:
-        rules.ProfileError: a profile or an override row is invalid.
+    Registry content never makes it fail: a work whose rows cannot be read or whose rules do
+    not resolve is left out of grading (`Engine.isolated`), its open alerts are kept as they
+    are, and an alert `rules_unresolved` is raised on it for the administrators (resolved
+    once the work is fixed).
     """
-    params = {"all": site_codes is None, "sites": list(site_codes or ())}
-    series = [
-        rules.SeriesInfo(
-            series_id=row[0],
-            device_id=row[1],
-            work_id=row[2],
-            site_code=row[3],
-            device_code=row[4],
-            hazard_kind=row[5],
-            metric=row[6],
-            work_params=_json(row[7]),
-            sampling_period_s=float(row[8]),
-        )
-        for row in conn.execute(_SERIES_SQL, params)
-    ]
-    sids = [s.series_id for s in series]
-    works = sorted({s.work_id for s in series})
-    overrides = [
-        rules.Override(
-            rule=row[3], metric=row[2], params=_json(row[4]), work_id=row[0], series_id=row[1]
-        )
-        for row in conn.execute(_OVERRIDES_SQL, {"works": works, "series": sids})
-    ]
-    engine = rules.Engine(series, profiles, overrides)
+    registry = _read_registry(conn, {"all": site_codes is None, "sites": list(site_codes or ())})
+    engine = rules.Engine(
+        registry.series, profiles, registry.overrides, isolated=registry.unreadable
+    )
     if engine.warnings:
         # e.g. a strut series on a work without strut_design_kn: that rule cannot apply
         log.warning(
             "rules not applied",
             extra={"count": len(engine.warnings), "first": engine.warnings[:5]},
         )
-    cumulative = [sid for sid in sids if any(r.kind == "cumulative" for r in engine.rules_of(sid))]
-    if cumulative:
-        conn.execute(_PIN_BASELINES_SQL, {"series": cumulative})
-    for sid, value, valid_from in conn.execute(_BASELINES_SQL, {"series": sids}):
-        engine.set_baseline(sid, float(value), to_us(valid_from))
+    if engine.isolated:
+        log.error(
+            "works isolated: readings stored, not graded, until the registry is fixed",
+            extra={
+                "works": {registry.work_codes[w]: r for w, r in sorted(engine.isolated.items())}
+            },
+        )
+    graded = [s.series_id for s in engine.series]
+    _set_baselines(conn, engine, graded)
     adopted = engine.adopt(previous) if previous is not None else set()
-    _replay(conn, engine, [sid for sid in sids if sid not in adopted])
+    replayed = [sid for sid in graded if sid not in adopted]
+    _replay(conn, engine, replayed)
+    engine.forget_grades(replayed)
     orphans = [
         (sid, rule, rules.Grade(grade))
-        for sid, rule, grade in conn.execute(_OPEN_ALERTS_SQL, {"series": sids}).fetchall()
-        if not engine.restore_alert(sid, rule, rules.Grade(grade))
+        for sid, rule, grade in conn.execute(_OPEN_ALERTS_SQL, {"series": graded}).fetchall()
+        if rule != UNRESOLVED_RULE and not engine.restore_alert(sid, rule, rules.Grade(grade))
     ]
     if orphans:
         record(conn, [_rule_gone(sid, rule, grade) for sid, rule, grade in orphans])
+    record(conn, _isolation_changes(conn, engine.isolated, registry))
     return engine
+
+
+UNRESOLVED_RULE = "rules_unresolved"
+"""The alert an ingest raises for the administrators on a work it cannot grade (its rules do
+not resolve): open while the work is isolated, resolved once the registry is fixed."""
+UNRESOLVED_GRADE = rules.Grade.YELLOW
+"""No standard behind it: a monitoring gap, not a structural alarm, so below the orange that
+registers a hazard, and at the default minimum grade of webhook subscriptions."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Registry:
+    """What the engine is built from, as read from the registry tables.
+
+    Attributes:
+        series: every series that could be read.
+        overrides: every override row that could be read.
+        unreadable: works with a row json cannot read or a series that is invalid, and why.
+        work_codes: every work's code, by id.
+        work_series: every work's series ids (readable or not), by work id.
+    """
+
+    series: list[rules.SeriesInfo]
+    overrides: list[rules.Override]
+    unreadable: dict[int, str]
+    work_codes: dict[int, str]
+    work_series: dict[int, list[int]]
+
+
+def _read_registry(conn: psycopg.Connection[Any], params: Mapping[str, Any]) -> _Registry:
+    series: list[rules.SeriesInfo] = []
+    unreadable: dict[int, str] = {}
+    work_codes: dict[int, str] = {}
+    work_series: dict[int, list[int]] = {}
+    for sid, device_id, work_id, site, device, kind, metric, raw, period_s, code in conn.execute(
+        _SERIES_SQL, params
+    ):
+        work_codes[work_id] = code
+        work_series.setdefault(work_id, []).append(sid)
+        try:
+            info = rules.SeriesInfo(
+                series_id=sid,
+                device_id=device_id,
+                work_id=work_id,
+                site_code=site,
+                device_code=device,
+                hazard_kind=kind,
+                metric=metric,
+                work_params=_json(raw, f"design values of work {code}"),
+                sampling_period_s=float(period_s),
+            )
+        except rules.ProfileError as exc:
+            unreadable.setdefault(work_id, str(exc))
+            continue
+        series.append(info)
+    work_of = {sid: work for work, sids in work_series.items() for sid in sids}
+    overrides: list[rules.Override] = []
+    query = {"works": sorted(work_codes), "series": sorted(work_of)}
+    for work_id, series_id, metric, rule, raw in conn.execute(_OVERRIDES_SQL, query):
+        owner = work_id if work_id is not None else work_of[series_id]
+        try:
+            body = _json(raw, f"threshold override {rule} of work {work_codes[owner]}")
+        except rules.ProfileError as exc:
+            unreadable.setdefault(owner, str(exc))
+            continue
+        overrides.append(rules.Override(rule, metric, body, work_id, series_id))
+    return _Registry(series, overrides, unreadable, work_codes, work_series)
+
+
+def _set_baselines(conn: psycopg.Connection[Any], engine: rules.Engine, sids: list[int]) -> None:
+    """Give the engine every dated baseline, pinning the initial one of cumulative series that
+    have readings but no baseline yet (inserting only when one is missing)."""
+    stored = conn.execute(_BASELINES_SQL, {"series": sids}).fetchall()
+    have = {row[0] for row in stored}
+    unpinned = [
+        sid
+        for sid in sids
+        if sid not in have and any(r.kind == "cumulative" for r in engine.rules_of(sid))
+    ]
+    if unpinned:
+        stored += conn.execute(_PIN_BASELINES_SQL, {"series": unpinned}).fetchall()
+    for sid, value, valid_from in stored:
+        engine.set_baseline(sid, float(value), to_us(valid_from))
+
+
+def _isolation_changes(
+    conn: psycopg.Connection[Any], isolated: Mapping[int, str], registry: _Registry
+) -> list[rules.Transition]:
+    """Open an administrators' alert on each newly isolated work, resolve it on works fixed."""
+    work_of = {sid: work for work, sids in registry.work_series.items() for sid in sids}
+    open_on = {
+        work_of[sid]: sid
+        for (sid,) in conn.execute(
+            "SELECT series_id FROM alerts WHERE rule = %(rule)s AND state <> 'resolved'"
+            " AND series_id = ANY(%(series)s)",
+            {"rule": UNRESOLVED_RULE, "series": sorted(work_of)},
+        )
+    }
+    now_us = to_us(datetime.now(UTC))
+    changes = []
+    for work_id, reason in sorted(isolated.items()):
+        if work_id not in open_on:
+            code = registry.work_codes[work_id]
+            changes.append(
+                rules.Transition(
+                    registry.work_series[work_id][0],
+                    UNRESOLVED_RULE,
+                    "open",
+                    rules.Grade.NORMAL,
+                    UNRESOLVED_GRADE,
+                    now_us,
+                    float("nan"),
+                    float("nan"),
+                    f"工程 {code} 的预警规则无法解析：读数照常存储但不评级，"
+                    f"请修正其设计参数或阈值覆盖。原因：{reason}",
+                    f"rules of work {code} cannot be resolved: its readings are stored but not "
+                    f"graded until its design values or threshold overrides are fixed. "
+                    f"Cause: {reason}",
+                )
+            )
+    for work_id, sid in sorted(open_on.items()):
+        if work_id not in isolated:
+            code = registry.work_codes[work_id]
+            changes.append(
+                rules.Transition(
+                    sid,
+                    UNRESOLVED_RULE,
+                    "resolve",
+                    UNRESOLVED_GRADE,
+                    rules.Grade.NORMAL,
+                    now_us,
+                    float("nan"),
+                    float("nan"),
+                    f"工程 {code} 的预警规则已恢复解析，恢复评级",
+                    f"rules of work {code} resolve again: its readings are graded again",
+                )
+            )
+    return changes
 
 
 def _rule_gone(series_id: int, rule: str, grade: rules.Grade) -> rules.Transition:
@@ -227,10 +360,20 @@ def _replay(conn: psycopg.Connection[Any], engine: rules.Engine, sids: list[int]
             )
 
 
-def _json(raw: object) -> dict[str, Any]:
-    if isinstance(raw, str):
-        raw = json.loads(raw)
-    return dict(raw) if isinstance(raw, Mapping) else {}
+def _json(raw: object, what: str) -> dict[str, Any]:
+    """A jsonb column read as text: an object, or ProfileError naming `what` (never another
+    exception, whatever the text holds)."""
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(str(raw))
+    except (ValueError, RecursionError) as exc:
+        raise ProfileError(
+            what, f"cannot be read ({type(exc).__name__}: {str(exc)[:120]})"
+        ) from None
+    if not isinstance(value, Mapping):
+        raise ProfileError(what, f"must be a JSON object, got {type(value).__name__}")
+    return dict(value)
 
 
 # --- recording transitions -----------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -13,8 +14,23 @@ import yaml
 ParamType = Literal["number", "integer", "string", "boolean"]
 
 
+MAX_PARAM_MAGNITUDE = 1e12
+"""Largest design value accepted (any unit): far beyond any real work, small enough for a float
+and for every conversion the rules make (no source: a bound against garbage, not a standard)."""
+MAX_PARAM_TEXT = 2000
+"""Longest text parameter accepted, characters (a rated load curve of 100 points is ~1,500)."""
+
+
 class CatalogueError(ValueError):
-    """The catalogue file, or a value checked against it, is invalid."""
+    """The catalogue file, or a value checked against it, is invalid.
+
+    Attributes:
+        field: the parameter concerned, when a checked value is the problem (else None).
+    """
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +71,41 @@ class HazardKind:
             spec = self.params.get(name)
             if spec is None:
                 known = ", ".join(sorted(self.params)) or "none"
-                raise CatalogueError(f"unknown parameter {name!r} for {self.code} (known: {known})")
+                raise CatalogueError(
+                    f"unknown parameter {name!r} for {self.code} (known: {known})", name
+                )
             if not _has_type(value, spec.type):
                 raise CatalogueError(
-                    f"parameter {name!r} of {self.code} must be {spec.type}, got {value!r}"
+                    f"parameter {name!r} of {self.code} must be {spec.type}, got {_excerpt(value)}",
+                    name,
                 )
+            problem = _out_of_bounds(value)
+            if problem:
+                raise CatalogueError(f"parameter {name!r} of {self.code} {problem}", name)
             checked[name] = value
         return checked
+
+
+def _out_of_bounds(value: object) -> str | None:
+    """Why a value of the right type is still unusable (None if it is usable)."""
+    if isinstance(value, str):
+        if len(value) > MAX_PARAM_TEXT:
+            return f"must be at most {MAX_PARAM_TEXT} characters, got {len(value)}"
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    # an int of 400 digits passes isinstance but overflows every float conversion
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"must be within ±{MAX_PARAM_MAGNITUDE:g}, got a {value.bit_length()}-bit integer"
+    if not math.isfinite(value) or abs(value) > MAX_PARAM_MAGNITUDE:
+        return f"must be a finite number within ±{MAX_PARAM_MAGNITUDE:g}, got {value!r}"
+    return None
+
+
+def _excerpt(value: object) -> str:
+    """A value for an error message, cut short (a refused value may be huge)."""
+    text = repr(value) if not isinstance(value, int) or value.bit_length() <= 64 else "a huge int"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _has_type(value: object, type_: ParamType) -> bool:

@@ -16,6 +16,7 @@ import psycopg
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+import rules
 from hazmon.catalogue import CatalogueError, hazard_kind
 
 _CODE = r"^[A-Za-z0-9_-]{1,64}$"
@@ -51,9 +52,11 @@ class WorkIn(_Strict):
     def _check_against_catalogue(self) -> WorkIn:
         try:
             kind = hazard_kind(self.hazard_kind)
-            kind.check_params(self.params)
+            rules.check_work(self.hazard_kind, self.params)
         except CatalogueError as exc:
             raise ValueError(str(exc)) from None
+        except rules.ProfileError as exc:
+            raise ValueError(_design_problem(exc)) from None
         for device in self.devices:
             unknown = set(device.metrics or ()) - set(kind.metrics)
             if unknown:
@@ -102,6 +105,23 @@ class Inventory(_Strict):
                 [d.code for w in site.works for d in w.devices],
             )
         return sites
+
+
+def _design_problem(exc: rules.ProfileError) -> str:
+    """A refused design value as the import reports it: the parameter, then the reason."""
+    return f"params.{exc.field}: {exc.reason}" if exc.field else str(exc)
+
+
+def _check_with_overrides(conn: psycopg.Connection[Any], work_id: int, work: WorkIn) -> None:
+    """Resolve a re-imported work's rules with the threshold overrides it already has."""
+    rows = conn.execute(
+        "SELECT metric, rule, params FROM thresholds WHERE work_id = %s", (work_id,)
+    ).fetchall()
+    overrides = [rules.Override(rule, metric, params, work_id) for metric, rule, params in rows]
+    try:
+        rules.check_work(work.hazard_kind, work.params, overrides)
+    except rules.ProfileError as exc:
+        raise InventoryError(f"work {work.code}: {_design_problem(exc)}") from None
 
 
 def _require_unique(what: str, codes: list[str]) -> None:
@@ -194,6 +214,7 @@ def _upsert_site(conn: psycopg.Connection[Any], site: SiteIn) -> None:
             (site_id, work.code, work.name, work.hazard_kind, json.dumps(work.params)),
         ).fetchone()
         assert work_row is not None
+        _check_with_overrides(conn, work_row[0], work)
         kind = hazard_kind(work.hazard_kind)
         for device in work.devices:
             device_row = conn.execute(

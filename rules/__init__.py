@@ -4,9 +4,26 @@ Pure logic: numpy, the standard library and YAML only; the database adapter is
 `hazmon.alertstore`. See docs/rules.md for the rule model.
 """
 
-from rules.engine import Baseline, Engine, Override
-from rules.profiles import Profile, ResolvedRule, load_profiles
-from rules.types import Batch, Grade, ProfileError, RulesError, SeriesInfo, Transition
+from rules.engine import Baseline, Engine
+from rules.profiles import (
+    Profile,
+    ResolvedRule,
+    SeriesRules,
+    check_work,
+    load_profiles,
+    resolve_rules,
+    resolve_series,
+    shipped_profiles,
+)
+from rules.types import (
+    Batch,
+    Grade,
+    Override,
+    ProfileError,
+    RulesError,
+    SeriesInfo,
+    Transition,
+)
 
 __all__ = [
     "Baseline",
@@ -19,6 +36,11 @@ __all__ = [
     "ResolvedRule",
     "RulesError",
     "SeriesInfo",
+    "SeriesRules",
     "Transition",
+    "check_work",
     "load_profiles",
+    "resolve_rules",
+    "resolve_series",
+    "shipped_profiles",
 ]

@@ -33,9 +33,9 @@ from rules.profiles import (
     ResolvedRule,
     RuleKind,
     load_profiles,
-    resolve_rule,
+    resolve_series,
 )
-from rules.types import Action, Batch, Grade, ProfileError, SeriesInfo, Transition
+from rules.types import Action, Batch, Grade, Override, SeriesInfo, Transition
 
 KIND_ORDER: tuple[RuleKind, ...] = (
     "jump",
@@ -111,25 +111,6 @@ def _group_order(sources: Sequence[int], groups: Iterable[int]) -> tuple[list[in
 
 
 @dataclass(frozen=True, slots=True)
-class Override:
-    """One row of the `thresholds` table: a per-work or per-series change of a rule.
-
-    Attributes:
-        rule: the rule id it changes.
-        metric: the metric of that rule.
-        params: the override object (see `rules.profiles.check_override`).
-        work_id: set for a per-work override.
-        series_id: set for a per-series override (applied after the work's).
-    """
-
-    rule: str
-    metric: str
-    params: Mapping[str, Any]
-    work_id: int | None = None
-    series_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Baseline:
     """A dated baseline of a cumulative rule: `value` applies to readings from `valid_from_us`."""
 
@@ -158,9 +139,12 @@ class Engine:
         baselines: dated baselines of cumulative rules; a series without one takes its first
             evaluated reading as the initial baseline.
         catalogue: hazard kinds for metric names and units; default the shipped catalogue.
+        isolated: works the caller already knows to be unusable (their registry rows could
+            not be read), work id -> reason: left out like works whose rules do not resolve.
 
-    Raises:
-        ProfileError: a series has an unknown hazard kind or metric, or an override is bad.
+    Registry content never makes construction fail: a work with an unknown hazard kind or
+    metric, or a design value or override its rules cannot use, is left out and listed in
+    `isolated`; the other works are graded as usual.
     """
 
     def __init__(
@@ -170,6 +154,7 @@ class Engine:
         overrides: Iterable[Override] = (),
         baselines: Iterable[Baseline] = (),
         catalogue: Mapping[str, Any] | None = None,
+        isolated: Mapping[int, str] | None = None,
     ) -> None:
         if catalogue is None:
             from hazmon.catalogue import catalogue as shipped
@@ -177,30 +162,32 @@ class Engine:
             catalogue = shipped()
         if profiles is None:
             profiles = load_profiles(catalogue=catalogue)
-        self.warnings: list[str] = []
-        self._series = sorted(series, key=lambda s: s.series_id)
+        known_bad = dict(isolated or {})
+        usable = [s for s in series if s.work_id not in known_bad]
+        resolution = resolve_series(usable, profiles, catalogue, list(overrides))
+        self.warnings: list[str] = resolution.notes
+        self.isolated: Mapping[int, str] = {**known_bad, **resolution.isolated}
+        """Works left out (their readings are not graded), work id -> reason: those whose
+        rules cannot be resolved, and those the caller could not read (`isolated`)."""
+        self._series = sorted(
+            (s for s in usable if s.work_id not in self.isolated),
+            key=lambda s: s.series_id,
+        )
         n = len(self._series)
         sids = np.array([s.series_id for s in self._series], dtype=np.int64)
         self._sid_to_sx = np.full(int(sids.max()) + 2 if n else 1, -1, dtype=np.int64)
         self._sid_to_sx[sids] = np.arange(n)
         self._last_t = np.full(n, NEVER, dtype=np.int64)
         self._last_v = np.full(n, np.nan)
-        self._build_devices(profiles, catalogue)
-        self._build_slots(profiles, catalogue, list(overrides))
+        self._build_devices(profiles)
+        self._build_slots(catalogue, resolution.rules)
         self._build_baselines(baselines)
 
     # --- construction ------------------------------------------------------------------------
 
-    def _build_devices(self, profiles: Mapping[str, Profile], catalogue: Mapping[str, Any]) -> None:
+    def _build_devices(self, profiles: Mapping[str, Profile]) -> None:
         first: dict[int, int] = {}
         for sx, s in enumerate(self._series):
-            if s.hazard_kind not in profiles:
-                raise ProfileError(f"series {s.series_id}", f"no profile for {s.hazard_kind!r}")
-            if s.metric not in catalogue[s.hazard_kind].metrics:
-                raise ProfileError(
-                    f"series {s.series_id}",
-                    f"metric {s.metric!r} is not in the {s.hazard_kind} catalogue",
-                )
             first.setdefault(s.device_id, sx)
         dev_ids = sorted(first)
         self._dev_index = {d: i for i, d in enumerate(dev_ids)}
@@ -222,40 +209,13 @@ class Engine:
         self._dev_grade = np.zeros(len(dev_ids), dtype=np.int64)
 
     def _build_slots(
-        self,
-        profiles: Mapping[str, Profile],
-        catalogue: Mapping[str, Any],
-        overrides: list[Override],
+        self, catalogue: Mapping[str, Any], resolved: Mapping[int, list[ResolvedRule]]
     ) -> None:
-        by_work: dict[tuple[int, str], list[Mapping[str, Any]]] = {}
-        by_series: dict[tuple[int, str], list[Mapping[str, Any]]] = {}
-        for ov in overrides:
-            if ov.series_id is not None:
-                by_series.setdefault((ov.series_id, ov.rule), []).append(ov.params)
-            elif ov.work_id is not None:
-                by_work.setdefault((ov.work_id, ov.rule), []).append(ov.params)
         per_kind: dict[str, list[_Slot]] = {kind: [] for kind in KIND_ORDER}
         for sx, s in enumerate(self._series):
-            profile = profiles[s.hazard_kind]
             metric = catalogue[s.hazard_kind].metrics[s.metric]
             subject = Subject(metric.name_zh, metric.name_en, metric.unit, s.device_code)
-            for rule_def in profile.rules_for(s.metric):
-                ovs = by_work.get((s.work_id, rule_def.rule), []) + by_series.get(
-                    (s.series_id, rule_def.rule), []
-                )
-                rule = resolve_rule(
-                    profile,
-                    rule_def,
-                    s.work_params,
-                    ovs,
-                    f"series {s.series_id} rule {rule_def.rule}",
-                )
-                if rule is None:
-                    self.warnings.append(
-                        f"series {s.series_id} ({s.device_code}/{s.metric}): rule "
-                        f"{rule_def.rule} disabled or missing a design value"
-                    )
-                    continue
+            for rule in resolved.get(s.series_id, []):
                 per_kind[rule.kind].append(_Slot(s.series_id, sx, rule, subject))
         self._slots: list[_Slot] = [slot for kind in KIND_ORDER for slot in per_kind[kind]]
         p = len(self._slots)
@@ -540,6 +500,20 @@ class Engine:
         t = self._base_t[sx]
         i = int(np.count_nonzero(t <= time_us)) - 1
         return float(self._base_v[sx, i]) if i >= 0 else math.nan
+
+    def forget_grades(self, series_ids: Iterable[int]) -> None:
+        """Set the alert grade of every rule of these series to normal, keeping runs and history.
+
+        At a load the database's open alerts are the truth, not a replay: a replay regrades
+        stored readings, and some were never graded (stored while their work was isolated).
+        Call after `replay` and before `restore_alert`; a reading over a limit then opens the
+        alert it should have, at once if its debounce run is complete.
+        """
+        for series_id in series_ids:
+            for slot in self._slots_by_sx.get(self._sx(series_id), []):
+                i = self._slot_index[(series_id, slot.rule.rule)]
+                self._grade[i] = 0
+                self._busy[i] = bool(self._runs[i, 0])
 
     def restore_alert(self, series_id: int, rule: str, grade: Grade) -> bool:
         """Set the grade of an open alert read back from the database (at restart).

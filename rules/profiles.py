@@ -16,12 +16,13 @@ import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 import yaml
 
-from rules.types import Grade, ProfileError
+from rules.types import Grade, Override, ProfileError, SeriesInfo
 
 RuleKind = Literal[
     "absolute",
@@ -367,9 +368,11 @@ def _parse_rule(
 
 
 def _check_options(options: Mapping[str, Any], where: str) -> None:
-    for key in ("window_s", "period_s", "max_wind_age_s", "max_radius_age_s", "share"):
+    for key in ("window_s", "period_s", "max_wind_age_s", "max_radius_age_s"):
         if key in options:
-            _number(options[key], where, key, lo=1e-9)
+            _number(options[key], where, key, lo=1e-3, hi=MAX_SPAN_S)
+    if "share" in options:
+        _number(options["share"], where, "share", lo=1e-9, hi=1.0)
     for key in ("epsilon", "min_load_t"):
         if key in options:
             _number(options[key], where, key, lo=0.0)
@@ -509,6 +512,25 @@ def _matches(match: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
     return True
 
 
+def design_value(work_params: Mapping[str, Any], name: str, where: str) -> float | None:
+    """A work's design value that a rule divides by or scales with: None if it is not given.
+
+    Raises:
+        ProfileError: the value is given but is not a positive finite number within
+            ±MAX_MAGNITUDE (`field` names the parameter).
+    """
+    raw = work_params.get(name)
+    if raw is None:
+        return None
+    try:
+        value = _number(raw, where, name)
+    except ProfileError as exc:
+        raise ProfileError(where, exc.reason, field=name) from None
+    if value <= 0:
+        raise ProfileError(where, f"{name} must be > 0, got {_show(raw)}", field=name)
+    return value
+
+
 def _row_value(
     row: Mapping[str, Any], field_name: str, end: int, params: Mapping[str, Any]
 ) -> float:
@@ -517,8 +539,8 @@ def _row_value(
         return math.nan
     value = float(values[end])
     if field_name == "abs" and "share_h" in row:
-        depth_m = params.get("design_depth_m")
-        if isinstance(depth_m, int | float) and depth_m > 0:
+        depth_m = design_value(params, "design_depth_m", "table lookup")
+        if depth_m is not None:
             shares = row["share_h"] if isinstance(row["share_h"], list) else [row["share_h"]]
             share = float(shares[min(end, len(shares) - 1)])
             value = min(value, share * depth_m * 1000.0)
@@ -600,15 +622,19 @@ def resolve_rule(
     # ratio: value / design; deviation: (value - nominal) / nominal
     for key, params in (("design_param", ("scale",)), ("nominal_param", ("offset", "scale"))):
         if key in options:
-            design = work_params.get(options[key])
-            if not isinstance(design, int | float) or isinstance(design, bool) or design <= 0:
+            design = design_value(work_params, options[key], where or rule.rule)
+            if design is None:
                 return None
-            options.update(dict.fromkeys(params, float(design)))
+            options.update(dict.fromkeys(params, design))
     if "curve_param" in options:
-        raw = work_params.get(options["curve_param"])
+        name = options["curve_param"]
+        raw = work_params.get(name)
         if raw is None:
             return None
-        options["curve"] = parse_curve(raw, where or rule.rule)
+        try:
+            options["curve"] = parse_curve(raw, where or rule.rule)
+        except ProfileError as exc:
+            raise ProfileError(exc.where, exc.reason, field=name) from None
     return ResolvedRule(
         rule=rule.rule,
         kind=rule.kind,
@@ -624,26 +650,217 @@ def resolve_rule(
     )
 
 
+_GARBAGE_ERRORS = (ArithmeticError, ValueError, TypeError, KeyError, RecursionError)
+"""What resolving a value of the wrong kind can raise beyond ProfileError (a float of a huge
+int, the digit limit of int->str, a mapping where a number belongs)."""
+
+
+def resolve_rules(
+    profile: Profile,
+    metric: str,
+    work_params: Mapping[str, Any],
+    overrides: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    where: str = "",
+) -> tuple[list[ResolvedRule], list[str]]:
+    """Every rule of `profile` on `metric`, resolved for one work: what the engine grades with.
+
+    The one resolution shared by the engine, the thresholds API and the checks of design values
+    at import and in the API, so that a value accepted there is a value the engine can use.
+
+    Args:
+        profile: the hazard kind's profile.
+        metric: the metric of the series.
+        work_params: the work's design parameters.
+        overrides: override objects by rule id, the work's rows first, then the series'.
+        where: prefix of error messages (e.g. 'series 12').
+
+    Returns:
+        The rules that apply, in profile order, and the ids of those that do not (disabled by
+        an override, or a design value they need is not given).
+
+    Raises:
+        ProfileError: a design value or an override cannot be used; `field` names the design
+            parameter when it is the one at fault.
+    """
+    resolved: list[ResolvedRule] = []
+    skipped: list[str] = []
+    for rule_def in profile.rules_for(metric):
+        rwhere = f"{where} rule {rule_def.rule}".strip()
+        rows = (overrides or {}).get(rule_def.rule, ())
+        try:
+            rule = resolve_rule(profile, rule_def, work_params, rows, rwhere)
+        except ProfileError:
+            raise
+        except _GARBAGE_ERRORS as exc:
+            raise ProfileError(
+                rwhere, f"cannot be resolved ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from None
+        if rule is None:
+            skipped.append(rule_def.rule)
+        else:
+            resolved.append(rule)
+    return resolved, skipped
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRules:
+    """The rules of many series resolved at once (see `resolve_series`).
+
+    Attributes:
+        rules: the rules that apply, by series id; only series of works that resolve.
+        notes: one line per rule that does not apply to a series (disabled, no design value).
+        isolated: works whose rules cannot be resolved at all, by work id, with the reason:
+            their series are left out (stored, not graded) until the registry is fixed.
+    """
+
+    rules: Mapping[int, list[ResolvedRule]]
+    notes: list[str]
+    isolated: Mapping[int, str]
+
+
+def resolve_series(
+    series: Sequence[SeriesInfo],
+    profiles: Mapping[str, Profile],
+    catalogue: Mapping[str, Any],
+    overrides: Sequence[Override] = (),
+) -> SeriesRules:
+    """Resolve the rules of every series, isolating the works whose rules cannot be resolved.
+
+    Never raises over registry content: an unknown hazard kind or metric, an unusable design
+    value or override puts the series' work in `isolated` with the reason, and the other works
+    are resolved as usual.
+    """
+    by_work: dict[tuple[int, str], list[Mapping[str, Any]]] = {}
+    by_series: dict[tuple[int, str], list[Mapping[str, Any]]] = {}
+    for ov in overrides:
+        if ov.series_id is not None:
+            by_series.setdefault((ov.series_id, ov.rule), []).append(ov.params)
+        elif ov.work_id is not None:
+            by_work.setdefault((ov.work_id, ov.rule), []).append(ov.params)
+    resolved: dict[int, list[ResolvedRule]] = {}
+    notes: list[tuple[int, str]] = []
+    isolated: dict[int, str] = {}
+    for s in series:
+        if s.work_id in isolated:
+            continue
+        where = f"series {s.series_id} ({s.device_code}/{s.metric})"
+        profile = profiles.get(s.hazard_kind)
+        try:
+            if profile is None or s.hazard_kind not in catalogue:
+                raise ProfileError(where, f"no profile for hazard kind {s.hazard_kind!r}")
+            if s.metric not in catalogue[s.hazard_kind].metrics:
+                raise ProfileError(where, f"metric {s.metric!r} is not a {s.hazard_kind} metric")
+            rows = {
+                rule.rule: by_work.get((s.work_id, rule.rule), [])
+                + by_series.get((s.series_id, rule.rule), [])
+                for rule in profile.rules_for(s.metric)
+            }
+            applied, skipped = resolve_rules(profile, s.metric, s.work_params, rows, where)
+        except ProfileError as exc:
+            isolated[s.work_id] = str(exc)
+            continue
+        resolved[s.series_id] = applied
+        notes += [
+            (s.work_id, f"{where}: rule {r} disabled or missing a design value") for r in skipped
+        ]
+    work_of = {s.series_id: s.work_id for s in series}
+    kept = {sid: r for sid, r in resolved.items() if work_of[sid] not in isolated}
+    kept_notes = [note for work_id, note in notes if work_id not in isolated]
+    return SeriesRules(kept, kept_notes, isolated)
+
+
+def check_work(
+    hazard_kind: str,
+    work_params: Mapping[str, Any],
+    overrides: Sequence[Override] = (),
+    profiles: Mapping[str, Profile] | None = None,
+    catalogue: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """Check a work's design values and work-level overrides as the engine will resolve them.
+
+    Used at import and by the API before a work is written, so that nothing the engine refuses
+    reaches the registry: every rule of every metric of the kind is resolved.
+
+    Args:
+        hazard_kind: the work's kind.
+        work_params: its design parameters.
+        overrides: its work-level override rows (series rows are checked per series).
+        profiles: default profiles; default the shipped ones.
+        catalogue: hazard kinds; default the shipped catalogue.
+
+    Returns:
+        Notes: the rules that will not apply (a design value they need is not given).
+
+    Raises:
+        ProfileError: a parameter is unknown, of the wrong type, out of bounds or unusable by
+            a rule (`field` names it), or an override is bad (`field` is None).
+    """
+    from hazmon.catalogue import CatalogueError
+    from hazmon.catalogue import catalogue as shipped
+
+    kinds = catalogue if catalogue is not None else shipped()
+    profiles = profiles if profiles is not None else shipped_profiles()
+    kind = kinds.get(hazard_kind)
+    profile = profiles.get(hazard_kind)
+    if kind is None or profile is None:
+        raise ProfileError("hazard_kind", f"unknown hazard kind {hazard_kind!r}")
+    try:
+        kind.check_params(work_params)
+    except CatalogueError as exc:
+        raise ProfileError("params", str(exc), field=exc.field) from None
+    rows: dict[str, list[Mapping[str, Any]]] = {}
+    for ov in overrides:
+        rows.setdefault(ov.rule, []).append(ov.params)
+    notes: list[str] = []
+    for metric in kind.metrics:
+        _, skipped = resolve_rules(profile, metric, work_params, rows, f"metric {metric}")
+        notes += [f"{metric}: rule {r} does not apply (no design value)" for r in skipped]
+    return notes
+
+
+@cache
+def shipped_profiles() -> Mapping[str, Profile]:
+    """The shipped default profiles, loaded and checked once."""
+    return load_profiles()
+
+
+MAX_CURVE_RADIUS_M = 1000.0
+"""Largest radius of a rated load curve, m (no source: tower cranes reach under 100 m; the
+engine lays curves end to end on a 1e6 m stride, so a radius must stay far below that)."""
+MAX_CURVE_LOAD_T = 10_000.0
+"""Largest rated load of a curve point, t (no source: a bound against garbage)."""
+
+
 def parse_curve(raw: object, where: str) -> tuple[tuple[float, float], ...]:
     """A crane's rated load curve from the work parameter, '<radius m>:<rated load t>,...'.
 
     Example: '2.5:8,16:8,30:4.1,50:2.3' (8 t up to 16 m, then falling with the radius).
 
     Raises:
-        ProfileError: not that format, radii not strictly increasing, or a load not positive.
+        ProfileError: not that format, radii not strictly increasing within
+            [0, MAX_CURVE_RADIUS_M], or a load not in (0, MAX_CURVE_LOAD_T].
     """
+    if not isinstance(raw, str):
+        raise ProfileError(where, f"rated curve must be text 'radius:load,...', got {_show(raw)}")
     try:
         points = tuple(
             (float(r), float(load))
-            for r, load in (p.split(":") for p in str(raw).replace(" ", "").split(","))
+            for r, load in (p.split(":") for p in raw.replace(" ", "").split(","))
         )
     except ValueError:
-        raise ProfileError(where, f"rated curve must be 'radius:load,...', got {raw!r}") from None
+        raise ProfileError(
+            where, f"rated curve must be 'radius:load,...', got {_show(raw)}"
+        ) from None
     radii = [r for r, _ in points]
     if any(b <= a for a, b in itertools.pairwise(radii)) or any(
-        not (math.isfinite(r) and math.isfinite(load) and load > 0) for r, load in points
+        not (0.0 <= r <= MAX_CURVE_RADIUS_M and 0.0 < load <= MAX_CURVE_LOAD_T)
+        for r, load in points
     ):
-        raise ProfileError(where, f"rated curve needs increasing radii and loads > 0: {raw!r}")
+        raise ProfileError(
+            where,
+            f"rated curve needs increasing radii in [0, {MAX_CURVE_RADIUS_M:g}] m and loads in "
+            f"(0, {MAX_CURVE_LOAD_T:g}] t: {_show(raw)}",
+        )
     return points
 
 
@@ -685,20 +902,48 @@ def _mapping(raw: object, where: str) -> Mapping[str, Any]:
     return cast(Mapping[str, Any], raw)
 
 
+MAX_MAGNITUDE = 1e12
+"""Largest threshold or option value accepted in any unit (no source: a bound against garbage)."""
+MAX_SPAN_S = 366 * DAY_S
+"""Longest time option accepted (windows, periods, ages), seconds (no source: a year covers
+every rule of the profiles; longer would only make the engine replay more history)."""
+MAX_COUNT = 10_000
+"""Largest run length accepted (debounce, resolve_after, count; no source: a bound)."""
+
+
 def _number(
-    raw: object, where: str, name: str, lo: float = -math.inf, hi: float = math.inf
+    raw: object, where: str, name: str, lo: float = -MAX_MAGNITUDE, hi: float = MAX_MAGNITUDE
 ) -> float:
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not math.isfinite(raw):
-        raise ProfileError(where, f"{name} must be a finite number, got {raw!r}")
+    if (
+        isinstance(raw, bool)
+        or not isinstance(raw, int | float)
+        # a 400-digit int passes isinstance but overflows every float conversion
+        or (isinstance(raw, int) and raw.bit_length() > 64)
+        or not math.isfinite(raw)
+    ):
+        raise ProfileError(where, f"{name} must be a finite number, got {_show(raw)}")
     if not lo <= float(raw) <= hi:
-        raise ProfileError(where, f"{name} must be in [{lo}, {hi}], got {raw!r}")
+        raise ProfileError(where, f"{name} must be in [{lo:g}, {hi:g}], got {_show(raw)}")
     return float(raw)
 
 
 def _count(raw: object, where: str, name: str) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < 1:
-        raise ProfileError(where, f"{name} must be a positive integer, got {raw!r}")
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_COUNT:
+        raise ProfileError(
+            where, f"{name} must be a positive integer up to {MAX_COUNT}, got {_show(raw)}"
+        )
     return raw
+
+
+def _show(raw: object) -> str:
+    """A refused value for an error message, cut short (it may be huge or deeply nested)."""
+    if isinstance(raw, int) and not isinstance(raw, bool) and raw.bit_length() > 64:
+        return f"a {raw.bit_length()}-bit integer"
+    if isinstance(raw, str | int | float | bool) or raw is None:
+        text = repr(raw)
+    else:
+        text = f"a {type(raw).__name__}"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _int_or(raw: object, default: int) -> int:

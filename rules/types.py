@@ -67,12 +67,15 @@ class ProfileError(RulesError, ValueError):
 
     Attributes:
         where: the file, work or series the bad value came from.
+        reason: what is wrong with it.
+        field: the work parameter at fault when a design value is the problem, else None.
     """
 
-    def __init__(self, where: str, reason: str) -> None:
+    def __init__(self, where: str, reason: str, field: str | None = None) -> None:
         super().__init__(f"{where}: {reason}")
         self.where = where
         self.reason = reason
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,3 +162,22 @@ class Transition:
     threshold: float
     message_zh: str
     message_en: str
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """One row of the `thresholds` table: a per-work or per-series change of a rule.
+
+    Attributes:
+        rule: the rule id it changes.
+        metric: the metric of that rule.
+        params: the override object (see `rules.profiles.check_override`).
+        work_id: set for a per-work override.
+        series_id: set for a per-series override (applied after the work's).
+    """
+
+    rule: str
+    metric: str
+    params: Mapping[str, Any]
+    work_id: int | None = None
+    series_id: int | None = None

@@ -12,11 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import datetime
-from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
-from fastapi.concurrency import run_in_threadpool
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -28,7 +26,7 @@ from api.routes.series import SERIES
 from api.routes.works import WORKS
 from api.security import ReaderDep, ThresholdEditorDep
 from hazmon.auth import Principal
-from hazmon.catalogue import CatalogueError, hazard_kind
+from hazmon.catalogue import CatalogueError, catalogue, hazard_kind
 
 router = APIRouter(prefix="/thresholds", tags=["thresholds"])
 effective_router = APIRouter(prefix="/works", tags=["thresholds"])
@@ -144,16 +142,15 @@ class WorkThresholdsPublic(BaseModel):
     notes: list[str]
 
 
-@cache
 def _profiles() -> Mapping[str, rules.Profile]:
     """The shipped default profiles, loaded (and checked) on first use."""
-    return rules.load_profiles()
+    return rules.shipped_profiles()
 
 
 async def _resolve(
     conn: AsyncConnection[dict[str, Any]], who: Principal, work_id: int
 ) -> WorkThresholdsPublic:
-    """Resolve the rules of a work's series with the rule engine; ProfileError if it refuses."""
+    """Resolve the rules of a work's series as the engine does; ProfileError if they do not."""
     work = await fetch_one(conn, WORKS, who, work_id)
     everything = Page(MAX_LIMIT, 0, "id")
     series, _ = await fetch_page(
@@ -180,7 +177,9 @@ async def _resolve(
         rules.Override(o["rule"], o["metric"], o["params"], o["work_id"], o["series_id"])
         for o in overrides
     ]
-    engine = await run_in_threadpool(rules.Engine, infos, _profiles(), rows)
+    resolution = rules.resolve_series(infos, _profiles(), catalogue(), rows)
+    if work_id in resolution.isolated:
+        raise rules.ProfileError(f"work {work_id}", resolution.isolated[work_id])
     touched = {(o["rule"], o["work_id"], o["series_id"]) for o in overrides}
 
     def public(info: rules.SeriesInfo, rule: rules.ResolvedRule) -> RulePublic:
@@ -216,12 +215,12 @@ async def _resolve(
                 series_id=info.series_id,
                 device_code=info.device_code,
                 metric=info.metric,
-                rules=[public(info, r) for r in engine.rules_of(info.series_id)],
+                rules=[public(info, r) for r in resolution.rules.get(info.series_id, [])],
             )
             for info in infos
         ],
         overrides=[ThresholdPublic.model_validate(o) for o in overrides],
-        notes=engine.warnings,
+        notes=resolution.notes,
     )
 
 

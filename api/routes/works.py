@@ -10,14 +10,18 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+import rules
 from api.deps import ConnDep, Id32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
 from api.routes.sites import CODE, SITES
 from api.security import AdminDep, ReaderDep
-from hazmon.catalogue import catalogue, hazard_kind
+from hazmon.catalogue import catalogue
 
 router = APIRouter(prefix="/works", tags=["works"])
 
@@ -55,11 +59,6 @@ class WorkCreate(BaseModel):
     hazard_kind: str = Field(json_schema_extra={"enum": _KINDS}, description="危大工程类别 / kind")
     params: dict[str, Any] = Field(default_factory=dict, description="设计参数 / design values")
 
-    @model_validator(mode="after")
-    def _check_params(self) -> WorkCreate:
-        hazard_kind(self.hazard_kind).check_params(self.params)
-        return self
-
 
 class WorkPublic(BaseModel):
     """A work."""
@@ -80,6 +79,37 @@ class WorksPublic(BaseModel):
 
     data: list[WorkPublic]
     count: int
+
+
+async def check_design_values(
+    conn: AsyncConnection[dict[str, Any]], work_id: int | None, kind: str, params: dict[str, Any]
+) -> dict[str, Any]:
+    """Refuse design values the rule engine could not use (422 naming the parameter).
+
+    They are resolved exactly as ingest will resolve them, with the work's own threshold
+    overrides, so that no write here can leave a work ingest cannot grade.
+    """
+    overrides: list[rules.Override] = []
+    if work_id is not None:
+        cur = await conn.execute(
+            "SELECT metric, rule, params FROM thresholds WHERE work_id = %(w)s", {"w": work_id}
+        )
+        overrides = [
+            rules.Override(r["rule"], r["metric"], r["params"], work_id)
+            for r in await cur.fetchall()
+        ]
+    try:
+        await run_in_threadpool(rules.check_work, kind, params, overrides)
+    except rules.ProfileError as exc:
+        loc: tuple[str, ...] = (
+            ("body", "hazard_kind")
+            if exc.where == "hazard_kind"
+            else (("body", "params", exc.field) if exc.field else ("body", "params"))
+        )
+        raise RequestValidationError(
+            [{"loc": loc, "msg": str(exc), "type": "value_error"}]
+        ) from None
+    return params
 
 
 @router.get("", response_model=WorksPublic, summary="危大工程列表 / list works")
@@ -110,6 +140,7 @@ async def get_work(conn: ConnDep, who: ReaderDep, work_id: Id32) -> WorkPublic:
 async def create_work(conn: ConnDep, who: AdminDep, body: WorkCreate) -> WorkPublic:
     """Register a work on an existing site."""
     await fetch_one(conn, SITES, who, body.site_id)
+    await check_design_values(conn, None, body.hazard_kind, body.params)
     cur = await conn.execute(
         """INSERT INTO works (site_id, code, name, hazard_kind, params)
            VALUES (%(site_id)s, %(code)s, %(name)s, %(hazard_kind)s, %(params)s) RETURNING id""",
@@ -126,6 +157,7 @@ async def update_work(conn: ConnDep, who: AdminDep, work_id: Id32, body: WorkUpd
     work = await fetch_one(conn, WORKS, who, work_id, lock="w")
     fields: dict[str, Any] = body.model_dump(exclude_none=True)
     if body.params is not None:
-        fields["params"] = Jsonb(hazard_kind(work["hazard_kind"]).check_params(body.params))
+        checked = await check_design_values(conn, work_id, work["hazard_kind"], body.params)
+        fields["params"] = Jsonb(checked)
     await update_row(conn, "works", work_id, fields)
     return WorkPublic.model_validate(await fetch_one(conn, WORKS, who, work_id))
