@@ -3,8 +3,8 @@
 The default profiles are data files (rules/profiles/, with the standard behind each number);
 an override row replaces parts of one rule for one work (all its series of that metric) or for
 one series. Regulators and admins edit overrides within their scope. Every write is checked by
-resolving the work's rules with the rule engine itself, so an override the engine would refuse
-(ingest loads them at start) is refused here with 422 instead.
+resolving the work's rules with the engine's own resolution (`rules.resolve_series`), so an
+override the engine would refuse (ingest would isolate the work) is refused here with 422.
 """
 
 from __future__ import annotations

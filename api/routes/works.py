@@ -1,7 +1,8 @@
 """Works (危大工程): a site's major-hazard works, their kind, grade and design values.
 
 A work's `params` are the design values its thresholds are derived from (a pit's safety grade
-and design depth, a crane's rated load and moment, ...), checked against the catalogue.
+and design depth, a crane's rated load and moment, ...), checked against the catalogue and
+resolved as the rule engine resolves them (`rules.check_work`) before they are written.
 """
 
 from __future__ import annotations
