@@ -238,27 +238,69 @@ def cmd_device_credentials(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_broker_config(settings: Settings, args: argparse.Namespace) -> int:
-    """Write Mosquitto's password file and ACL from the device registry."""
-    from hazmon.brokerconf import ServiceAccount, mosquitto_hash, write_broker_config
+    """Write Mosquitto's password file, ACL and listener (and EMQX's) from the device registry."""
+    from hazmon.brokerconf import (
+        Listener,
+        ingest_accounts,
+        read_password_hashes,
+        write_broker_config,
+    )
 
+    out = Path(args.out)
     endpoint = settings.mqtt
-    services = []
-    if endpoint.username and endpoint.password:
-        services.append(ServiceAccount(endpoint.username, mosquitto_hash(endpoint.password)))
-    else:
+    listener = Listener(
+        port=args.listener_port,
+        address=args.listener_address,
+        certfile=Path(args.certfile).resolve() if args.certfile else None,
+        keyfile=Path(args.keyfile).resolve() if args.keyfile else None,
+    )
+    services, issued = ingest_accounts(
+        args.ingest_worker,
+        url_username=endpoint.username,
+        url_password=endpoint.password,
+        previous_hashes=read_password_hashes(out / "passwd"),
+    )
+    if not services:
         print(
-            "注意 / note: HAZMON_MQTT_URL has no user:password, so no ingest account is written; "
-            "ingest cannot connect to a broker that refuses anonymous clients",
+            "注意 / note: no ingest account is written (no --ingest-worker, and HAZMON_MQTT_URL "
+            "has no user:password); ingest cannot connect to a broker that refuses anonymous "
+            "clients",
+            file=sys.stderr,
+        )
+    if endpoint.username and endpoint.password and settings.mqtt_client_id != endpoint.username:
+        print(
+            f"注意 / note: the broker names the session of account {endpoint.username!r} after "
+            f"it (use_username_as_clientid); set HAZMON_MQTT_CLIENT_ID={endpoint.username} "
+            f"for that worker (now {settings.mqtt_client_id!r})",
             file=sys.stderr,
         )
     with connect(settings.database_url) as conn:
-        passwd, acl, devices = write_broker_config(
-            conn, Path(args.out), settings.topic_root, services
+        files = write_broker_config(
+            conn,
+            out,
+            settings.topic_root,
+            services,
+            listener=listener,
+            issued=issued,
+            broker_host=endpoint.host,
+            broker_port=endpoint.port,
+        )
+    if files.dropped:
+        print(
+            f"注意 / note: service accounts no longer listed, removed: {', '.join(files.dropped)} "
+            "(pass every worker's --ingest-worker on each run)",
+            file=sys.stderr,
         )
     print(
-        f"已写入 / wrote {passwd} and {acl}: 设备 devices {devices}, 服务 services {len(services)}\n"
-        f"  mosquitto.conf: allow_anonymous false / password_file {passwd} / acl_file {acl}; "
-        "then reload the broker (SIGHUP)"
+        f"已写入 / wrote {files.passwd}, {files.acl}, {files.security_conf}, {files.emqx_acl}, "
+        f"{files.emqx_conf}: 设备 devices {files.devices}, "
+        f"服务 services {len(files.services)} ({', '.join(files.services) or '-'})"
+    )
+    for env_file in files.issued:
+        print(f"  新接入账号 / new ingest account: {env_file} (仅此一次 / written once, 0600)")
+    print(
+        f"  Mosquitto: include_dir with {files.security_conf.name} (it defines listener "
+        f"{listener.port}), then restart once; later runs: reload (SIGHUP). See docs/api.md"
     )
     return 0
 
@@ -368,9 +410,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     broker = sub.add_parser(
         "broker-config",
-        help="由设备登记生成 Mosquitto 密码与 ACL 文件 / write Mosquitto password file and ACL",
+        help="由设备登记生成代理密码、ACL 与监听配置 / write the broker's password file, ACL and "
+        "listener from the registry",
     )
-    broker.add_argument("--out", required=True, help="输出目录 / output directory")
+    broker.add_argument("--out", required=True, metavar="DIR", help="输出目录 / output directory")
+    broker.add_argument(
+        "--ingest-worker",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="接入进程的代理账号，可重复；用户名即其客户端 ID（HAZMON_MQTT_CLIENT_ID），新账号的"
+        "设置写入 DIR/ingest/NAME.env / an ingest worker's broker account (repeatable); the "
+        "username is its client id (HAZMON_MQTT_CLIENT_ID); a new one's settings go to "
+        "DIR/ingest/NAME.env",
+    )
+    broker.add_argument(
+        "--listener-port",
+        type=int,
+        default=1883,
+        metavar="PORT",
+        help="hazmon-security.conf 中监听端口 / the listener's port (default 1883)",
+    )
+    broker.add_argument(
+        "--listener-address",
+        metavar="ADDRESS",
+        help="监听地址（缺省为全部网卡）/ the listener's bind address (default: every interface)",
+    )
+    broker.add_argument(
+        "--certfile", metavar="FILE", help="TLS 服务器证书 / TLS server certificate (PEM)"
+    )
+    broker.add_argument("--keyfile", metavar="FILE", help="TLS 私钥 / TLS private key (PEM)")
     broker.set_defaults(func=cmd_broker_config)
 
     creds = sub.add_parser(
