@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from api.deps import ConnDep, Id32
+from api.deps import BodyId32, ConnDep, Id32, QueryId32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
 from api.routes.sites import CODE, SITES
 from api.security import AdminDep, ReaderDep
@@ -49,7 +49,7 @@ class WorkCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    site_id: int = Field(ge=1, le=2_147_483_647)
+    site_id: BodyId32
     code: str = Field(pattern=CODE)
     name: str = Field(min_length=1, max_length=200)
     hazard_kind: str = Field(json_schema_extra={"enum": _KINDS}, description="危大工程类别 / kind")
@@ -87,7 +87,7 @@ async def list_works(
     conn: ConnDep,
     who: ReaderDep,
     page: Annotated[Page, paging(WORKS)],
-    site_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    site_id: QueryId32 = None,
     hazard_kind: Annotated[str | None, Query(max_length=64)] = None,
 ) -> WorksPublic:
     """Works on the sites the caller may see, by site or hazard kind."""
