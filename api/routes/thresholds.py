@@ -22,7 +22,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import rules
-from api.deps import BodyId32, ConnDep, Id32, QueryId32
+from api.deps import BodyId32, BoundedJson, ConnDep, Id32, QueryId32
 from api.query import MAX_LIMIT, Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
 from api.routes.series import SERIES
 from api.routes.works import WORKS
@@ -52,7 +52,7 @@ class ThresholdUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    params: dict[str, Any] | None = Field(
+    params: BoundedJson | None = Field(
         default=None, description="覆盖值 / overridden parts of the rule (levels, hysteresis, ...)"
     )
     source: str | None = Field(
@@ -69,7 +69,7 @@ class ThresholdCreate(BaseModel):
     series_id: BodyId32 | None = None
     metric: str = Field(min_length=1, max_length=64)
     rule: str = Field(pattern=RULE_ID, description="规则编号 / rule id in the profile")
-    params: dict[str, Any]
+    params: BoundedJson
     source: str = Field(default="", max_length=500)
 
     @model_validator(mode="after")

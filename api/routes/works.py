@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from api.deps import BodyId32, ConnDep, Id32, QueryId32
+from api.deps import BodyId32, BoundedJson, ConnDep, Id32, QueryId32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
 from api.routes.sites import CODE, SITES
 from api.security import AdminDep, ReaderDep
@@ -39,7 +39,7 @@ class WorkUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    params: dict[str, Any] | None = Field(
+    params: BoundedJson | None = Field(
         default=None, description="设计参数 / design values, per the catalogue of the hazard kind"
     )
 
@@ -53,7 +53,7 @@ class WorkCreate(BaseModel):
     code: str = Field(pattern=CODE)
     name: str = Field(min_length=1, max_length=200)
     hazard_kind: str = Field(json_schema_extra={"enum": _KINDS}, description="危大工程类别 / kind")
-    params: dict[str, Any] = Field(default_factory=dict, description="设计参数 / design values")
+    params: BoundedJson = Field(default_factory=dict, description="设计参数 / design values")
 
     @model_validator(mode="after")
     def _check_params(self) -> WorkCreate:
