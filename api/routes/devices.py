@@ -53,7 +53,7 @@ class DeviceCreate(BaseModel):
     code: str = Field(pattern=CODE, description="设备编号 / device code (MQTT topic segment)")
     name: str = Field(default="", max_length=200)
     sampling_period_s: float = Field(default=60.0, gt=0, le=86_400)
-    metrics: list[str] | None = Field(
+    metrics: list[Annotated[str, Field(max_length=64)]] | None = Field(
         default=None,
         max_length=64,
         description="测量项 / metrics it sends; default: all of the work's hazard kind",

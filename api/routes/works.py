@@ -52,7 +52,9 @@ class WorkCreate(BaseModel):
     site_id: BodyId32
     code: str = Field(pattern=CODE)
     name: str = Field(min_length=1, max_length=200)
-    hazard_kind: str = Field(json_schema_extra={"enum": _KINDS}, description="危大工程类别 / kind")
+    hazard_kind: str = Field(
+        max_length=64, json_schema_extra={"enum": _KINDS}, description="危大工程类别 / kind"
+    )
     params: BoundedJson = Field(default_factory=dict, description="设计参数 / design values")
 
     @model_validator(mode="after")
