@@ -97,9 +97,12 @@ def problem(
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem(
-        request, exc.status_code, str(exc.detail), headers=dict(exc.headers or {}) or None
-    )
+    detail = str(exc.detail)
+    if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+        # FastAPI answers any failure to decode a body with a bare 400 raised `from` it; this one
+        # is Python's JSON decoder giving up on a body nested some 1000 levels deep
+        detail = "the JSON body is nested too deeply to read"
+    return problem(request, exc.status_code, detail, headers=dict(exc.headers or {}) or None)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from api.deps import ConnDep, Id64, SettingsDep
+from api.deps import ConnDep, Id64, QueryId32, SettingsDep
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.security import ReaderDep
 from hazmon import alertstore
@@ -88,7 +88,7 @@ async def list_alerts(
     page: Annotated[Page, paging(ALERTS)],
     state: Annotated[Literal["open", "acknowledged", "resolved", "active"] | None, Query()] = None,
     site: Annotated[str | None, Query(max_length=64, description="工地编号 / site code")] = None,
-    site_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    site_id: QueryId32 = None,
     min_grade: Annotated[int, Query(ge=1, le=4, description="1 蓝 blue … 4 红 red")] = 1,
     since: Annotated[AwareDatetime | None, Query(description="起 / opened at or after")] = None,
 ) -> AlertsPublic:

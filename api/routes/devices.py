@@ -10,12 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from psycopg import AsyncConnection
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ConnDep, Id32
+from api.deps import BodyId32, ConnDep, Id32, QueryId32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.routes.sites import CODE
 from api.routes.works import WORKS
@@ -49,11 +49,11 @@ class DeviceCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    work_id: int = Field(ge=1, le=2_147_483_647)
+    work_id: BodyId32
     code: str = Field(pattern=CODE, description="设备编号 / device code (MQTT topic segment)")
     name: str = Field(default="", max_length=200)
     sampling_period_s: float = Field(default=60.0, gt=0, le=86_400)
-    metrics: list[str] | None = Field(
+    metrics: list[Annotated[str, Field(max_length=64)]] | None = Field(
         default=None,
         max_length=64,
         description="测量项 / metrics it sends; default: all of the work's hazard kind",
@@ -119,8 +119,8 @@ async def list_devices(
     conn: ConnDep,
     who: ReaderDep,
     page: Annotated[Page, paging(DEVICES)],
-    site_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
-    work_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    site_id: QueryId32 = None,
+    work_id: QueryId32 = None,
     online: bool | None = None,
 ) -> DevicesPublic:
     """Devices on the sites the caller may see."""

@@ -17,7 +17,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from api.deps import ConnDep, Id64
+from api.deps import BodyId32, BodyId64, ConnDep, Id64, QueryId32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
 from api.routes.sites import SITES
 from api.security import ReaderDep, RectifierDep, RegulatorDep, SupervisorDep
@@ -55,9 +55,9 @@ class HazardCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    site_id: int = Field(ge=1, le=2_147_483_647)
-    work_id: int | None = Field(default=None, ge=1, le=2_147_483_647)
-    alert_id: int | None = Field(default=None, ge=1, le=9_223_372_036_854_775_807)
+    site_id: BodyId32
+    work_id: BodyId32 | None = None
+    alert_id: BodyId64 | None = None
     title: str = Field(min_length=1, max_length=200, description="隐患名称 / title")
     description: str = Field(default="", max_length=4000)
     level: HazardLevel = Field(description="一般 general / 重大 major")
@@ -177,7 +177,7 @@ async def list_hazards(
     conn: ConnDep,
     who: ReaderDep,
     page: Annotated[Page, paging(HAZARDS)],
-    site_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    site_id: QueryId32 = None,
     state: HazardState | None = None,
     level: HazardLevel | None = None,
     listed_supervision: bool | None = None,

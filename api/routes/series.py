@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel
 
-from api.deps import ConnDep, Id32
+from api.deps import ConnDep, Id32, QueryId32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.security import ReaderDep
 from hazmon.catalogue import catalogue
@@ -89,8 +89,8 @@ async def list_series(
     conn: ConnDep,
     who: ReaderDep,
     page: Annotated[Page, paging(SERIES)],
-    device_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
-    site_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    device_id: QueryId32 = None,
+    site_id: QueryId32 = None,
     metric: Annotated[str | None, Query(max_length=64)] = None,
 ) -> SeriesListPublic:
     """Series on the sites the caller may see."""

@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import rules
-from api.deps import ConnDep, Id32
+from api.deps import BodyId32, BoundedJson, ConnDep, Id32, QueryId32
 from api.query import MAX_LIMIT, Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
 from api.routes.series import SERIES
 from api.routes.works import WORKS
@@ -50,7 +50,7 @@ class ThresholdUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    params: dict[str, Any] | None = Field(
+    params: BoundedJson | None = Field(
         default=None, description="覆盖值 / overridden parts of the rule (levels, hysteresis, ...)"
     )
     source: str | None = Field(
@@ -63,11 +63,11 @@ class ThresholdCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    work_id: int | None = Field(default=None, ge=1, le=2_147_483_647)
-    series_id: int | None = Field(default=None, ge=1, le=2_147_483_647)
+    work_id: BodyId32 | None = None
+    series_id: BodyId32 | None = None
     metric: str = Field(min_length=1, max_length=64)
     rule: str = Field(pattern=RULE_ID, description="规则编号 / rule id in the profile")
-    params: dict[str, Any]
+    params: BoundedJson
     source: str = Field(default="", max_length=500)
 
     @model_validator(mode="after")
@@ -229,8 +229,8 @@ async def list_thresholds(
     conn: ConnDep,
     who: ReaderDep,
     page: Annotated[Page, paging(THRESHOLDS)],
-    work_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
-    series_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    work_id: QueryId32 = None,
+    series_id: QueryId32 = None,
     metric: Annotated[str | None, Query(max_length=64)] = None,
 ) -> ThresholdsPublic:
     """Overrides on the works the caller may see (a work's include its series' overrides)."""

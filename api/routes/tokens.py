@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ConnDep, Id32
+from api.deps import BodyId32, ConnDep, Id32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.security import AdminDep, ReaderDep
 from hazmon.auth import INSERT_GRANT_SQL, MAX_EXPIRES_DAYS, REVOKE_GRANT_SQL, Role, grant
@@ -37,7 +37,7 @@ class TokenCreate(BaseModel):
     role: Role
     region: str = Field(default="", pattern=r"^([0-9]{2}){0,3}$", description="区划 / region")
     enterprise: str = Field(default="", max_length=200)
-    site_id: int | None = Field(default=None, ge=1, le=2_147_483_647)
+    site_id: BodyId32 | None = None
     expires_days: int = Field(default=90, ge=1, le=MAX_EXPIRES_DAYS)
 
 

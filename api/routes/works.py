@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 import rules
-from api.deps import ConnDep, Id32
+from api.deps import BodyId32, BoundedJson, ConnDep, Id32, QueryId32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
 from api.routes.sites import CODE, SITES
 from api.security import AdminDep, ReaderDep
@@ -44,7 +44,7 @@ class WorkUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    params: dict[str, Any] | None = Field(
+    params: BoundedJson | None = Field(
         default=None, description="设计参数 / design values, per the catalogue of the hazard kind"
     )
 
@@ -54,11 +54,13 @@ class WorkCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    site_id: int = Field(ge=1, le=2_147_483_647)
+    site_id: BodyId32
     code: str = Field(pattern=CODE)
     name: str = Field(min_length=1, max_length=200)
-    hazard_kind: str = Field(json_schema_extra={"enum": _KINDS}, description="危大工程类别 / kind")
-    params: dict[str, Any] = Field(default_factory=dict, description="设计参数 / design values")
+    hazard_kind: str = Field(
+        max_length=64, json_schema_extra={"enum": _KINDS}, description="危大工程类别 / kind"
+    )
+    params: BoundedJson = Field(default_factory=dict, description="设计参数 / design values")
 
 
 class WorkPublic(BaseModel):
@@ -118,7 +120,7 @@ async def list_works(
     conn: ConnDep,
     who: ReaderDep,
     page: Annotated[Page, paging(WORKS)],
-    site_id: Annotated[int | None, Query(ge=1, le=2_147_483_647)] = None,
+    site_id: QueryId32 = None,
     hazard_kind: Annotated[str | None, Query(max_length=64)] = None,
 ) -> WorksPublic:
     """Works on the sites the caller may see, by site or hazard kind."""
