@@ -227,7 +227,7 @@ class IngestService:
                 rejection = decoded.rejection
                 batch.dead_letters.append(_letter(m, rejection.reason, rejection.detail))
         elif address is not None and address.channel == "status":
-            status = parse_status(address, m.payload, m.received_us)
+            status = parse_status(address, m.payload, m.received_us, self._limits)
             if isinstance(status, DeviceStatus):
                 batch.statuses.append(status)
             else:
