@@ -164,14 +164,11 @@ def _parse_int(literal: str) -> int | float:
     return int(literal) if digits <= MAX_INT_DIGITS else _LongInteger(literal)
 
 
-_OPENERS = (ord("["), ord("{"))
-_CLOSERS = (ord("]"), ord("}"))
-
-
 def nesting_depth(payload: bytes) -> int:
     """The deepest nesting of arrays and objects in JSON text, brackets in strings not counted.
 
     A linear scan with numpy, no recursion: a quote is escaped when an odd run of backslashes
+    precedes it, and a bracket is inside a string when an odd number of unescaped quotes
     precedes it. Exact for valid JSON; for invalid JSON exact up to the first error, which is
     as far as a parser reads, so a parser never nests deeper than this says.
 
@@ -180,19 +177,21 @@ def nesting_depth(payload: bytes) -> int:
             multi-byte character).
     """
     b = np.frombuffer(payload, dtype=np.uint8)
-    if b.size == 0:
-        return 0
-    position = np.arange(b.size)
-    not_backslash = np.where(b == ord("\\"), -1, position)
-    last_not_backslash = np.maximum.accumulate(not_backslash)
-    backslashes_before = np.zeros(b.size, dtype=np.int64)
-    backslashes_before[1:] = position[:-1] - last_not_backslash[:-1]
-    quote = (b == ord('"')) & (backslashes_before % 2 == 0)
-    outside = np.cumsum(quote) % 2 == 0
-    opens = (b == _OPENERS[0]) | (b == _OPENERS[1])
-    closes = (b == _CLOSERS[0]) | (b == _CLOSERS[1])
-    step = (opens & outside).astype(np.int64) - (closes & outside)
-    return int(np.cumsum(step).max(initial=0))
+    # +1 at an opening bracket, -1 at a closing one (comparisons: faster than a lookup table).
+    step = ((b == ord("[")) | (b == ord("{"))).view(np.int8) - (
+        (b == ord("]")) | (b == ord("}"))
+    ).view(np.int8)
+    quotes = np.flatnonzero(b == ord('"'))
+    if quotes.size:
+        if b"\\" in payload:
+            plain = np.flatnonzero(b != ord("\\"))  # every quote is among them
+            at = np.searchsorted(plain, quotes)
+            before = np.where(at > 0, plain[np.maximum(at - 1, 0)], -1)
+            quotes = quotes[(quotes - before - 1) % 2 == 0]
+        brackets = np.flatnonzero(step)
+        step = step[brackets[np.searchsorted(quotes, brackets) % 2 == 0]]
+    # int32 holds any depth of a payload of up to 2 GB, and sums int8 far faster than int64.
+    return int(np.cumsum(step, dtype=np.int32).max(initial=0))
 
 
 def load_json(payload: bytes) -> Any:
