@@ -225,6 +225,13 @@ def load_json(payload: bytes) -> Any:
         raise PayloadError(Rejection(Reason.WRONG_SHAPE, "nested too deeply")) from None
 
 
+_MS_BOUND = 10**15  # epoch ms of about the year 33658: far outside any accepted window
+
+
+def _clamp_ms(ts_ms: int) -> int:
+    return max(-_MS_BOUND, min(ts_ms, _MS_BOUND))
+
+
 def json_epoch_ms(ts: object) -> int | None:
     """An epoch in ms from a parsed JSON value, clamped far outside any accepted window; None if
     it is not a JSON integer (a bool, a fraction, a string...)."""
@@ -399,13 +406,6 @@ def _columns(
         detail = f"{first_problem.detail} ({rejected} of {n_values} values refused)"
         return Decoded(series_id, time_us, value, Rejection(first_problem.reason, detail), rejected)
     return Decoded(series_id, time_us, value)
-
-
-_MS_BOUND = 10**15  # epoch ms of about the year 33658: far outside any accepted window
-
-
-def _clamp_ms(ts_ms: int) -> int:
-    return max(-_MS_BOUND, min(ts_ms, _MS_BOUND))
 
 
 def _metric_problem(metric: str, device: DeviceSeries, lookup: SeriesLookup) -> Rejection:
