@@ -407,7 +407,6 @@ class IngestService:
                 # The rules graded a transaction that rolled back: rebuild their state from
                 # the database (the in-memory engine is ahead of it; see _load).
                 self._load(conn, self._registry_version)
-                self._engine_ahead = False
             raise
 
     def _store_failed(self, batch: _Batch, index: int, exc: Exception) -> None:
