@@ -5,7 +5,9 @@ The wire format (DESIGN.md, the ThingsBoard telemetry shape): a JSON object
 topic `{root}/{site_code}/{device_code}/telemetry`. A payload without `ts` takes the receive time.
 
 Bad input is never an exception to the caller: it comes back as a `Rejection` with a
-machine-readable reason, so ingest can dead-letter it with the raw bytes and go on. Valid
+machine-readable reason, so ingest can dead-letter it with the raw bytes and go on. That holds
+for hostile input too: nesting is bounded (`MAX_NESTING_DEPTH`, checked by a linear scan before
+any recursive parser runs) and so is the size of integer literals (`MAX_INT_DIGITS`). Valid
 readings of a payload are kept even when some of its values are rejected; the payload is then
 dead-lettered too, so the rejected values can be replayed once the registry is fixed (replaying
 the good ones again is harmless: storage is idempotent on (series, time)).
@@ -48,6 +50,23 @@ class Reason(StrEnum):
     # Found when storing, not decoding: a reading whose (series, time) is already stored with
     # another value. The stored value is kept (never overwritten); the payload is kept here.
     DUPLICATE_CONFLICT = "duplicate_conflict"
+    # Last resorts of ingest/service.py, so that no message can stop ingest: decoding raised
+    # (a bug: decoding is meant never to raise), or the database refused the message's
+    # contents for a reason other than the connection. The detail names the exception.
+    DECODE_FAILED = "decode_failed"
+    STORE_FAILED = "store_failed"
+
+
+MAX_NESTING_DEPTH = 8
+"""Deepest nesting of arrays and objects a payload may have. Telemetry needs 3 (array, entry,
+`values`), a status object 1; the rest is room for a gateway's own metadata beside `values`.
+Python's json and msgspec recurse once per level and raise RecursionError near the interpreter's
+recursion limit (1000), so deeper payloads are refused (wrong_shape) before they are parsed."""
+
+MAX_INT_DIGITS = 19
+"""Integer literals with more digits (19 hold any int64) are read as the nearest double and
+never converted to an exact Python int: that conversion costs quadratic time and is refused past
+4300 digits, and the double of an integer past 1.8e308 is infinite (refused as not_finite)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +145,129 @@ def _reject(reason: Reason, detail: str) -> Decoded:
     return Decoded(rejection=Rejection(reason, detail))
 
 
+class PayloadError(ValueError):
+    """A payload refused before its shape is examined (not UTF-8, not JSON, nested too deep)."""
+
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(f"{rejection.reason}: {rejection.detail}")
+        self.rejection = rejection
+
+
+class _LongInteger(float):
+    """An integer literal longer than `MAX_INT_DIGITS`, held as the nearest double (or ±inf)."""
+
+    __slots__ = ()
+
+
+def _parse_int(literal: str) -> int | float:
+    digits = len(literal) - literal.startswith("-")
+    return int(literal) if digits <= MAX_INT_DIGITS else _LongInteger(literal)
+
+
+def nesting_depth(payload: bytes) -> int:
+    """The deepest nesting of arrays and objects in JSON text, brackets in strings not counted.
+
+    A linear scan with numpy, no recursion: a quote is escaped when an odd run of backslashes
+    precedes it, and a bracket is inside a string when an odd number of unescaped quotes
+    precedes it. Exact for valid JSON; for invalid JSON exact up to the first error, which is
+    as far as a parser reads, so a parser never nests deeper than this says.
+
+    Args:
+        payload: UTF-8 bytes (ASCII brackets, quotes and backslashes never occur inside a
+            multi-byte character).
+    """
+    b = np.frombuffer(payload, dtype=np.uint8)
+    # +1 at an opening bracket, -1 at a closing one (comparisons: faster than a lookup table).
+    step = ((b == ord("[")) | (b == ord("{"))).view(np.int8) - (
+        (b == ord("]")) | (b == ord("}"))
+    ).view(np.int8)
+    quotes = np.flatnonzero(b == ord('"'))
+    if quotes.size:
+        if b"\\" in payload:
+            plain = np.flatnonzero(b != ord("\\"))  # every quote is among them
+            at = np.searchsorted(plain, quotes)
+            before = np.where(at > 0, plain[np.maximum(at - 1, 0)], -1)
+            quotes = quotes[(quotes - before - 1) % 2 == 0]
+        brackets = np.flatnonzero(step)
+        step = step[brackets[np.searchsorted(quotes, brackets) % 2 == 0]]
+    # int32 holds any depth of a payload of up to 2 GB, and sums int8 far faster than int64.
+    return int(np.cumsum(step, dtype=np.int32).max(initial=0))
+
+
+def load_json(payload: bytes) -> Any:
+    """Parse a JSON payload within `MAX_NESTING_DEPTH` and `MAX_INT_DIGITS`.
+
+    NaN and ±Infinity literals are accepted (so that such values can be refused as not_finite,
+    not invalid_json); long integer literals become doubles (see `MAX_INT_DIGITS`).
+
+    Raises:
+        PayloadError: not UTF-8 (invalid_utf8), nested too deep (wrong_shape) or not JSON
+            (invalid_json).
+    """
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PayloadError(
+            Rejection(Reason.INVALID_UTF8, f"byte {exc.start}: {exc.reason}")
+        ) from None
+    # Counting brackets is cheap; the exact scan runs only where the count allows deep nesting.
+    if payload.count(b"[") + payload.count(b"{") > MAX_NESTING_DEPTH:
+        depth = nesting_depth(payload)
+        if depth > MAX_NESTING_DEPTH:
+            detail = f"nested {depth} levels deep, limit {MAX_NESTING_DEPTH}"
+            raise PayloadError(Rejection(Reason.WRONG_SHAPE, detail))
+    try:
+        return json.loads(text, parse_int=_parse_int)
+    except json.JSONDecodeError as exc:
+        detail = f"line {exc.lineno} column {exc.colno}: {exc.msg}"
+        raise PayloadError(Rejection(Reason.INVALID_JSON, detail)) from None
+    except RecursionError:  # not reached after the scan; kept so that a miscount cannot crash
+        raise PayloadError(Rejection(Reason.WRONG_SHAPE, "nested too deeply")) from None
+
+
+_MS_BOUND = 10**15  # epoch ms of about the year 33658: far outside any accepted window
+
+
+def _clamp_ms(ts_ms: int) -> int:
+    return max(-_MS_BOUND, min(ts_ms, _MS_BOUND))
+
+
+def json_epoch_ms(ts: object) -> int | None:
+    """An epoch in ms from a parsed JSON value, clamped far outside any accepted window; None if
+    it is not a JSON integer (a bool, a fraction, a string...)."""
+    if isinstance(ts, _LongInteger):
+        return _MS_BOUND if ts > 0 else -_MS_BOUND
+    if isinstance(ts, int) and not isinstance(ts, bool):
+        return _clamp_ms(ts)
+    return None
+
+
+def time_window_rejection(time_us: int, received_us: int, limits: Limits) -> Rejection | None:
+    """Why a time lies outside the accepted window around its receipt, or None if inside.
+
+    Args:
+        time_us: the time a message claims, epoch microseconds.
+        received_us: its receive time, epoch microseconds.
+        limits: `max_reading_age_s` and `max_future_skew_s`.
+    """
+    if time_us < received_us - limits.max_reading_age_s * 1_000_000:
+        return Rejection(
+            Reason.TIMESTAMP_TOO_OLD, f"ts older than {limits.max_reading_age_s} s before receipt"
+        )
+    if time_us > received_us + limits.max_future_skew_s * 1_000_000:
+        return Rejection(
+            Reason.TIMESTAMP_IN_FUTURE,
+            f"ts more than {limits.max_future_skew_s} s after receipt",
+        )
+    return None
+
+
+def brief(value: object, max_chars: int = 60) -> str:
+    """`repr(value)` cut to `max_chars`: details name the offending part, never dump it."""
+    text = repr(value)
+    return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
 class _Envelope(msgspec.Struct, forbid_unknown_fields=False):
     values: dict[str, float]
     ts: int | None = None
@@ -180,7 +322,9 @@ def decode_telemetry(
         return _reject(*_unknown_device(address, lookup))
     try:
         envelopes = _FAST.decode(payload)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        # msgspec recurses into unknown fields too: deep nesting anywhere lands here, where it
+        # is measured without recursion before anything parses it.
         return _decode_slow(payload, device, received_us, limits, lookup)
     if isinstance(envelopes, _Envelope):
         envelopes = [envelopes]
@@ -189,17 +333,17 @@ def decode_telemetry(
 
 def _unknown_device(address: TopicAddress, lookup: SeriesLookup) -> tuple[Reason, str]:
     if address.site_code not in lookup.sites:
-        return Reason.UNKNOWN_SITE, f"site {address.site_code!r} is not registered"
+        return Reason.UNKNOWN_SITE, f"site {brief(address.site_code)} is not registered"
     elsewhere = lookup.device_sites.get(address.device_code)
     if elsewhere:
         return (
             Reason.DEVICE_NOT_IN_SITE,
-            f"device {address.device_code!r} is registered at site(s) {sorted(elsewhere)}, "
-            f"not at {address.site_code!r}",
+            f"device {brief(address.device_code)} is registered at site(s) {sorted(elsewhere)}, "
+            f"not at {brief(address.site_code)}",
         )
     return (
         Reason.UNKNOWN_DEVICE,
-        f"device {address.device_code!r} is not registered at site {address.site_code!r}",
+        f"device {brief(address.device_code)} is not registered at site {brief(address.site_code)}",
     )
 
 
@@ -243,24 +387,18 @@ def _columns(
     keep = np.isfinite(value)
     if not keep.all():
         rejected += int((~keep).sum())
-        first_problem = first_problem or Rejection(Reason.NOT_FINITE, "value is NaN or infinite")
+        first_problem = first_problem or Rejection(
+            Reason.NOT_FINITE, "value is NaN, infinite or beyond the double range"
+        )
     oldest_us = received_us - limits.max_reading_age_s * 1_000_000
     too_old = time_us < oldest_us
     too_new = time_us > received_us + limits.max_future_skew_s * 1_000_000
     if too_old.any() or too_new.any():
         rejected += int((keep & (too_old | too_new)).sum())
         if first_problem is None:
-            first_problem = (
-                Rejection(
-                    Reason.TIMESTAMP_TOO_OLD,
-                    f"ts older than {limits.max_reading_age_s} s before receipt",
-                )
-                if too_old.any()
-                else Rejection(
-                    Reason.TIMESTAMP_IN_FUTURE,
-                    f"ts more than {limits.max_future_skew_s} s after receipt",
-                )
-            )
+            # The oldest time if any is too old, else the newest: the reason of the first kind.
+            worst_us = int(time_us.min() if too_old.any() else time_us.max())
+            first_problem = time_window_rejection(worst_us, received_us, limits)
         keep &= ~(too_old | too_new)
     if rejected:
         series_id, time_us, value = series_id[keep], time_us[keep], value[keep]
@@ -270,23 +408,16 @@ def _columns(
     return Decoded(series_id, time_us, value)
 
 
-_MS_BOUND = 10**15  # epoch ms of about the year 33658: far outside any accepted window
-
-
-def _clamp_ms(ts_ms: int) -> int:
-    return max(-_MS_BOUND, min(ts_ms, _MS_BOUND))
-
-
 def _metric_problem(metric: str, device: DeviceSeries, lookup: SeriesLookup) -> Rejection:
     known = lookup.metrics_by_kind.get(device.hazard_kind, frozenset())
     if metric in known:
         return Rejection(
             Reason.UNKNOWN_METRIC,
-            f"metric {metric!r} is not configured on this device",
+            f"metric {brief(metric)} is not configured on this device",
         )
     return Rejection(
         Reason.UNKNOWN_METRIC,
-        f"metric {metric!r} is not a {device.hazard_kind} metric "
+        f"metric {brief(metric)} is not a {device.hazard_kind} metric "
         f"(known: {', '.join(sorted(known))})",
     )
 
@@ -300,15 +431,9 @@ def _decode_slow(
 ) -> Decoded:
     """Classify a payload the fast typed decoder refused, precisely enough to name the reason."""
     try:
-        text = payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return _reject(Reason.INVALID_UTF8, f"byte {exc.start}: {exc.reason}")
-    try:
-        # The standard module accepts NaN/Infinity literals, which msgspec rightly refuses:
-        # decoding them here lets such payloads be classed as not_finite, not invalid_json.
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return _reject(Reason.INVALID_JSON, f"line {exc.lineno} column {exc.colno}: {exc.msg}")
+        raw = load_json(payload)
+    except PayloadError as exc:
+        return Decoded(rejection=exc.rejection)
     items = raw if isinstance(raw, list) else [raw]
     if not items:
         return _reject(Reason.WRONG_SHAPE, "empty array")
@@ -332,7 +457,7 @@ def _decode_slow(
                 non_finite = True
             else:
                 values[metric] = float(reading)
-        envelopes.append(_Envelope(values=values, ts=item.get("ts")))
+        envelopes.append(_Envelope(values=values, ts=json_epoch_ms(item.get("ts"))))
     if non_numbers or non_finite:
         decoded = (
             _columns(envelopes, device, received_us, limits, lookup)
@@ -341,9 +466,12 @@ def _decode_slow(
         )
         refused = len(non_numbers) + (1 if non_finite and not non_numbers else 0)
         reason, detail = (
-            (Reason.NOT_A_NUMBER, f"values of {sorted(set(non_numbers))} are not numbers")
+            (
+                Reason.NOT_A_NUMBER,
+                f"values of {brief(sorted(set(non_numbers)), 200)} are not numbers",
+            )
             if non_numbers
-            else (Reason.NOT_FINITE, "value is NaN or infinite")
+            else (Reason.NOT_FINITE, "value is NaN, infinite or beyond the double range")
         )
         return Decoded(
             decoded.series_id,
@@ -362,6 +490,6 @@ def _shape_error(item: Any) -> str | None:
     if not isinstance(values, dict):
         return "'values' must be an object of metric: number"
     ts = item.get("ts")
-    if ts is not None and (isinstance(ts, bool) or not isinstance(ts, int)):
-        return f"'ts' must be an integer epoch in milliseconds, got {ts!r}"
+    if ts is not None and json_epoch_ms(ts) is None:
+        return f"'ts' must be an integer epoch in milliseconds, got {brief(ts)}"
     return None

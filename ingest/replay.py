@@ -115,7 +115,7 @@ def _replay_chunk(
             result = f"still refused: {Reason.BAD_TOPIC}: {topic}"
             outcomes.append(_Outcome(letter_id, result, Reason.BAD_TOPIC))
         elif address.channel == "status":
-            status = parse_status(address, payload, received_us)
+            status = parse_status(address, payload, received_us, limits)
             if isinstance(status, DeviceStatus):
                 statuses.append(status)
                 outcomes.append(_Outcome(letter_id, "status recorded", None))

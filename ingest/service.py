@@ -1,6 +1,11 @@
 """The ingest loop: batch messages, decode, store idempotently with the rules' transitions,
 commit, then acknowledge. Nothing is acknowledged before it is committed; nothing is dropped
 when the database is away: the batch waits, unacknowledged, and the broker holds the rest.
+
+No message can stop ingest: one whose decoding raises is dead-lettered as decode_failed; a batch
+the database refuses for a reason other than the connection is committed in parts (bisected)
+until the message it cannot store is found, which is dead-lettered as store_failed. Either way
+the message is acknowledged with its batch, so the broker does not deliver it again and again.
 """
 
 from __future__ import annotations
@@ -21,7 +26,15 @@ from hazmon import alertstore
 from hazmon.backoff import Backoff
 from hazmon.db import DatabaseError, connect
 from hazmon.settings import Settings
-from ingest.decode import Limits, Reason, SeriesLookup, decode_telemetry, parse_topic
+from ingest.decode import (
+    Decoded,
+    Limits,
+    Reason,
+    Rejection,
+    SeriesLookup,
+    decode_telemetry,
+    parse_topic,
+)
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import Message, MqttSource
 from ingest.status import parse_status
@@ -42,6 +55,8 @@ from rules import Batch, Engine
 log = logging.getLogger(__name__)
 
 TICK_INTERVAL_S = 1.0
+ERROR_DETAIL_CHARS = 300
+"""How much of an exception's message a dead letter's detail and the log keep."""
 
 
 @dataclass(slots=True)
@@ -58,7 +73,50 @@ class _Batch:
     retried: bool = False
     """A commit of this batch failed: it may have committed all the same (ambiguous commit)."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    letter_origin: list[int] = field(default_factory=list)
+    """Index in `messages` of the message each dead letter is about."""
     statuses: list[DeviceStatus] = field(default_factory=list)
+    status_origin: list[int] = field(default_factory=list)
+
+    def add(self, m: Message, outcome: Decoded | DeviceStatus | Rejection) -> None:
+        """Append a message with what decoding it gave: readings, a status or a rejection."""
+        index = len(self.messages)
+        self.messages.append(m)
+        if isinstance(outcome, DeviceStatus):
+            self.statuses.append(outcome)
+            self.status_origin.append(index)
+            return
+        rejection = outcome if isinstance(outcome, Rejection) else outcome.rejection
+        if isinstance(outcome, Decoded) and outcome.count:
+            self.series_id.append(outcome.series_id)
+            self.time_us.append(outcome.time_us)
+            self.value.append(outcome.value)
+            self.origin.append(np.full(outcome.count, index))
+            self.readings += outcome.count
+        if rejection is not None:
+            self.dead_letters.append(_letter(m, rejection.reason, rejection.detail))
+            self.letter_origin.append(index)
+
+    def part(self, lo: int, hi: int) -> _Batch:
+        """The messages `lo` to `hi` (exclusive) with their readings, letters and statuses."""
+        part = _Batch(messages=self.messages[lo:hi], retried=self.retried)
+        if self.origin:
+            origin = np.concatenate(self.origin)
+            keep = (origin >= lo) & (origin < hi)
+            if keep.any():
+                series_id, time_us, value = self.columns()
+                part.series_id, part.time_us = [series_id[keep]], [time_us[keep]]
+                part.value, part.origin = [value[keep]], [origin[keep] - lo]
+                part.readings = int(keep.sum())
+        for index, letter in zip(self.letter_origin, self.dead_letters, strict=True):
+            if lo <= index < hi:
+                part.dead_letters.append(letter)
+                part.letter_origin.append(index - lo)
+        for index, status in zip(self.status_origin, self.statuses, strict=True):
+            if lo <= index < hi:
+                part.statuses.append(status)
+                part.status_origin.append(index - lo)
+        return part
 
     def columns(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
         """All readings of the batch as three columns."""
@@ -92,6 +150,21 @@ def _letter(m: Message, reason: str, detail: str, *, seen_before: bool = False) 
     return DeadLetter(
         m.topic, reason, detail, m.payload, m.received_us, redelivered=m.dup or seen_before
     )
+
+
+def _describe(exc: BaseException) -> str:
+    """`Type: message` of an exception, short and storable (no NUL, no lone surrogate)."""
+    kind = type(exc)
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
+    text = str(exc).strip().replace("\x00", "\\x00")
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) > ERROR_DETAIL_CHARS:
+        text = text[: ERROR_DETAIL_CHARS - 1] + "…"
+    return f"{name}: {text}" if text else name
 
 
 def subscriptions(settings: Settings) -> list[str]:
@@ -131,6 +204,8 @@ class IngestService:
         self._registry_version = -1
         self._next_tick = 0.0
         self._next_refresh = 0.0
+        self._engine_ahead = False
+        """The engine graded a batch whose transaction has not committed (yet, or ever)."""
         self.ready = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
@@ -209,39 +284,42 @@ class IngestService:
         return batch
 
     def _add(self, batch: _Batch, m: Message) -> None:
-        """Decode one message into the batch: readings, a dead letter, or a status report."""
-        batch.messages.append(m)
+        """Decode one message into the batch: readings, a dead letter, or a status report.
+
+        Never raises. Decoding is meant never to raise on any input; should it all the same,
+        the message is dead-lettered as decode_failed (and acknowledged with its batch) rather
+        than ending ingest and being redelivered to the next ingest, and the next.
+        """
+        try:
+            outcome = self._decode(m)
+        except Exception as exc:  # the last resort: no message may stop ingest
+            outcome = Rejection(Reason.DECODE_FAILED, f"decoding raised {_describe(exc)}")
+            log.error(
+                "message could not be decoded; dead-lettered",
+                extra={
+                    "reason": Reason.DECODE_FAILED.value,
+                    "topic": m.topic[:200],
+                    "payload_bytes": len(m.payload),
+                    "error": _describe(exc),
+                },
+            )
+        batch.add(m, outcome)
+
+    def _decode(self, m: Message) -> Decoded | DeviceStatus | Rejection:
+        """What a message holds: readings, a status report, or why it is refused."""
         root = self.settings.topic_root
         address = parse_topic(m.topic, root)
         if address is not None and address.channel == "telemetry":
-            decoded = decode_telemetry(
-                address, m.payload, m.received_us, self._limits, self._lookup
-            )
-            if decoded.count:
-                batch.series_id.append(decoded.series_id)
-                batch.time_us.append(decoded.time_us)
-                batch.value.append(decoded.value)
-                batch.origin.append(np.full(decoded.count, len(batch.messages) - 1))
-                batch.readings += decoded.count
-            if decoded.rejection is not None:
-                rejection = decoded.rejection
-                batch.dead_letters.append(_letter(m, rejection.reason, rejection.detail))
-        elif address is not None and address.channel == "status":
-            status = parse_status(address, m.payload, m.received_us)
-            if isinstance(status, DeviceStatus):
-                batch.statuses.append(status)
-            else:
-                batch.dead_letters.append(_letter(m, status.reason, status.detail))
-        else:
-            detail = f"expected {root}/<site>/<device>/telemetry"
-            batch.dead_letters.append(_letter(m, Reason.BAD_TOPIC, detail))
+            return decode_telemetry(address, m.payload, m.received_us, self._limits, self._lookup)
+        if address is not None and address.channel == "status":
+            return parse_status(address, m.payload, m.received_us, self._limits)
+        return Rejection(Reason.BAD_TOPIC, f"expected {root}/<site>/<device>/telemetry")
 
     def _commit_until_done(self, batch: _Batch, stop: threading.Event) -> None:
         """Commit the batch, retrying through database outages, then acknowledge its messages."""
-        columns = batch.columns()
         while True:
             try:
-                self._commit(batch, columns)
+                self._commit_or_split(batch)
                 break
             except psycopg.OperationalError as exc:
                 self.metrics.db_failures.inc()
@@ -263,6 +341,97 @@ class IngestService:
         acked = self.source.ack(batch.messages)
         self.metrics.messages_committed.inc(acked)
 
+    def _commit_or_split(self, batch: _Batch) -> None:
+        """Commit the batch; if the database refuses it, commit it in parts.
+
+        A refusal that is not about the connection (a DataError, a trigger, a value that does
+        not convert) comes from the contents of some message: the batch is bisected until that
+        message stands alone, so every other message is committed.
+
+        Raises:
+            psycopg.OperationalError: the connection failed; the caller reconnects and retries
+                the whole batch (the parts already committed are then duplicates: harmless).
+        """
+        try:
+            self._commit_part(batch)
+        except psycopg.OperationalError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "batch refused by the database; committing it in parts",
+                extra={"error": _describe(exc), "messages": len(batch.messages)},
+            )
+            self._commit_in_parts(batch, exc)
+
+    def _commit_in_parts(self, batch: _Batch, refusal: Exception) -> None:
+        """Bisect a refused batch, committing each part that the database accepts.
+
+        Depth first, earlier half first, so parts commit in the order their messages arrived
+        (the rules see each series' time in order). One bad message among n costs about
+        2·log2(n) transactions.
+        """
+        stack: list[tuple[int, int, Exception | None]] = [(0, len(batch.messages), refusal)]
+        while stack:
+            lo, hi, error = stack.pop()
+            if error is None:
+                try:
+                    self._commit_part(batch.part(lo, hi))
+                    continue
+                except psycopg.OperationalError:
+                    raise
+                except Exception as exc:
+                    error = exc
+            if hi - lo == 1:
+                self._store_failed(batch, lo, error)
+            else:
+                mid = (lo + hi) // 2
+                stack += [(mid, hi, None), (lo, mid, None)]
+
+    def _commit_part(self, batch: _Batch) -> None:
+        """Commit a batch (or part of one); after a refusal, put the engine back in step.
+
+        Raises:
+            psycopg.OperationalError: the connection failed (also when a refusal left it
+                broken).
+            Exception: whatever refused the batch, once the engine matches the database.
+        """
+        try:
+            self._commit(batch, batch.columns())
+        except psycopg.OperationalError:
+            raise
+        except Exception as exc:
+            conn = self._conn
+            if conn is None or conn.closed or conn.broken:
+                raise psycopg.OperationalError(f"connection lost: {_describe(exc)}") from exc
+            if self._engine_ahead:
+                # The rules graded a transaction that rolled back: rebuild their state from
+                # the database (the in-memory engine is ahead of it; see _load).
+                self._load(conn, self._registry_version)
+            raise
+
+    def _store_failed(self, batch: _Batch, index: int, exc: Exception) -> None:
+        """Dead-letter the one message of a batch that the database refuses to store."""
+        m = batch.messages[index]
+        detail = f"the database refused this message: {_describe(exc)}"
+        log.error(
+            "message could not be stored; dead-lettered",
+            extra={
+                "reason": Reason.STORE_FAILED.value,
+                "topic": m.topic[:200],
+                "payload_bytes": len(m.payload),
+                "error": _describe(exc),
+            },
+        )
+        alone = _Batch(retried=batch.retried)
+        alone.messages.append(m)
+        alone.dead_letters.append(
+            _letter(m, Reason.STORE_FAILED, detail, seen_before=batch.retried)
+        )
+        alone.letter_origin.append(0)
+        # Its dead letter alone: topic, sanitized detail and raw bytes. If even this is refused,
+        # the database refuses plain writes (a schema or permission problem): that raises.
+        self._commit_part(alone)
+
     def _commit(
         self,
         batch: _Batch,
@@ -283,6 +452,7 @@ class IngestService:
                 copy_direct(conn, series_id, time_us, value)
                 fresh = np.ones(len(series_id), dtype=np.bool_)
                 self._grade_and_record(conn, batch, letters, series_id, time_us, value)
+            self._engine_ahead = False
             self.metrics.write_path.labels(path="direct").inc()
         except DuplicateReadingError:
             with conn.transaction():
@@ -291,6 +461,7 @@ class IngestService:
                 self._grade_and_record(
                     conn, batch, letters, series_id[fresh], time_us[fresh], value[fresh]
                 )
+            self._engine_ahead = False
             self.metrics.write_path.labels(path="staged").inc()
         elapsed = time.monotonic() - started
         n_new = int(fresh.sum())
@@ -317,14 +488,19 @@ class IngestService:
         time_us: NDArray[np.int64],
         value: NDArray[np.float64],
     ) -> None:
-        """Grade the new readings and write transitions, dead letters and statuses."""
+        """Write dead letters and statuses, then grade the new readings and write transitions.
+
+        What a message's contents can make the database refuse is written before the rules
+        run, so such a refusal leaves the engine in step with the database.
+        """
         assert self._engine is not None
+        insert_dead_letters(conn, letters)
+        record_device_status(conn, batch.statuses)
+        self._engine_ahead = True
         transitions = self._engine.evaluate(
             Batch(series_id, time_us, value), time.time_ns() // 1000
         )
         alertstore.record(conn, transitions)
-        insert_dead_letters(conn, letters)
-        record_device_status(conn, batch.statuses)
 
     def _tick(self, stop: threading.Event) -> None:
         if self._engine is None:
@@ -363,6 +539,7 @@ class IngestService:
         self._lookup = load_lookup(conn, partition)
         self._engine = alertstore.load_engine(conn, partition or None, previous=previous)
         conn.commit()
+        self._engine_ahead = False
         self._registry_version = version
         log.info(
             "registry loaded",
