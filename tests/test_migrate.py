@@ -56,3 +56,22 @@ def test_readings_are_unique_on_series_and_time(db_url: str) -> None:
             pass
         else:
             raise AssertionError("a second reading at the same (series, time) was accepted")
+
+
+def test_a_status_stored_in_the_future_no_longer_pins_its_device(db_url: str) -> None:
+    """Migration 0008: a status dated past the accepted window (stored before ingest checked
+    status times) is dated now, so that the device's next report wins again."""
+    sql = next(m.sql for m in available_migrations() if m.version.startswith("0008_"))
+    with psycopg.connect(db_url) as conn:
+        conn.execute(
+            "INSERT INTO regions (code, name) VALUES ('420106', '武昌区');"
+            "INSERT INTO sites (code, name, region_code) VALUES ('S1', 'S1', '420106');"
+            "INSERT INTO works (site_id, code, name, hazard_kind) VALUES (1, 'W1', 'W1', 'facade');"
+            "INSERT INTO devices (site_id, work_id, code) VALUES (1, 1, 'D1'), (1, 1, 'D2');"
+            "INSERT INTO device_status VALUES (1, false, '3000-01-01'), (2, true, now());"
+        )
+        conn.execute(sql)
+        rows = conn.execute(
+            "SELECT device_id, online, changed_at <= now() FROM device_status ORDER BY 1"
+        ).fetchall()
+    assert rows == [(1, False, True), (2, True, True)]
