@@ -13,16 +13,7 @@ from hazmon.db import connect
 from hazmon.migrate import migrate
 from hazmon.settings import Settings
 from hazmon.supervisor import Supervisor
-
-_GRADES = {1: "蓝色 blue", 2: "黄色 yellow", 3: "橙色 orange", 4: "红色 red"}
-_ACTIONS = {
-    "open": "新报警 opened",
-    "escalate": "升级 escalated",
-    "deescalate": "降级 de-escalated",
-    "resolve": "已恢复 resolved",
-    "suspect": "传感器疑似故障 sensor suspect",
-    "late": "补传数据超限 late readings over the limit",
-}
+from hazmon.vocabulary import ACTION_LABELS, Grade
 
 
 def run_demo(settings: Settings, *, speedup: float, linger_s: float) -> int:
@@ -102,8 +93,17 @@ def _print_new_transitions(settings: Settings, after_id: int) -> int:
     for tid, action, grade, at, zh, en, site, device in rows:
         assert isinstance(at, datetime)
         print(
-            f"[{at.astimezone():%m-%d %H:%M:%S}] {site}/{device} {_ACTIONS.get(str(action), action)} "
-            f"{_GRADES.get(int(grade), '')}: {zh} / {en}"
+            f"[{at.astimezone():%m-%d %H:%M:%S}] {site}/{device} {_action(str(action))} "
+            f"{_grade(int(grade))}: {zh} / {en}"
         )
         after_id = int(tid)
     return after_id
+
+
+def _action(action: str) -> str:
+    zh, en = ACTION_LABELS.get(action, (action, action))
+    return f"{zh} {en}"
+
+
+def _grade(grade: int) -> str:
+    return f"{Grade(grade).colour_zh} {Grade(grade).code}" if 1 <= grade <= 4 else ""

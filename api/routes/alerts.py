@@ -18,10 +18,10 @@ from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.security import ReaderDep
 from hazmon import alertstore
 from hazmon.db import connect
+from hazmon.vocabulary import Grade
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
-GRADE_NAMES = {1: "blue", 2: "yellow", 3: "orange", 4: "red"}
 ALERTS = Resource(
     name="alert",
     columns="a.id, a.series_id, s.id AS site_id, s.code AS site_code, d.code AS device_code, "
@@ -78,7 +78,7 @@ class AlertAcknowledge(BaseModel):
 
 
 def _alert(row: dict[str, Any]) -> AlertPublic:
-    return AlertPublic.model_validate({**row, "grade_name": GRADE_NAMES[row["grade"]]})
+    return AlertPublic.model_validate({**row, "grade_name": Grade(row["grade"]).code})
 
 
 @router.get("", response_model=AlertsPublic, summary="报警列表 / list alerts")

@@ -8,7 +8,7 @@ says whether one is set, never what it is.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 from api.deps import ConnDep, Id32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
 from api.security import AdminDep
+from hazmon.vocabulary import WebhookKind
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 
-WebhookKind = Literal["generic", "wecom", "dingtalk", "feishu"]
 WEBHOOKS = Resource(
     name="webhook subscription",
     columns="w.id, w.name, w.kind, w.url, w.secret IS NOT NULL AS has_secret, w.region_code, "
