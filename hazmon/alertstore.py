@@ -17,18 +17,18 @@ import json
 import logging
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 import psycopg
 
 import rules
+from hazmon.timeutil import EPOCH, now_us, to_datetime, to_us
 from rules import ProfileError
 
 log = logging.getLogger(__name__)
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _REPLAY_CHUNK = 200_000
 
 
@@ -38,17 +38,6 @@ class AlertStoreError(Exception):
     def __init__(self, message: str, alert_id: int | None = None) -> None:
         super().__init__(message)
         self.alert_id = alert_id
-
-
-def to_datetime(time_us: int) -> datetime:
-    """Epoch microseconds (UTC) to an aware datetime, exactly."""
-    return _EPOCH + timedelta(microseconds=int(time_us))
-
-
-def to_us(when: datetime) -> int:
-    """An aware datetime to epoch microseconds, exactly."""
-    delta = when - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 # --- building the engine -------------------------------------------------------------------
@@ -274,7 +263,7 @@ def _isolation_changes(
             {"rule": UNRESOLVED_RULE, "series": sorted(work_of)},
         )
     }
-    now_us = to_us(datetime.now(UTC))
+    at_us = now_us()
     changes = []
     for work_id, reason in sorted(isolated.items()):
         if work_id not in open_on:
@@ -286,7 +275,7 @@ def _isolation_changes(
                     "open",
                     rules.Grade.NORMAL,
                     UNRESOLVED_GRADE,
-                    now_us,
+                    at_us,
                     float("nan"),
                     float("nan"),
                     f"工程 {code} 的预警规则无法解析：读数照常存储但不评级，"
@@ -306,7 +295,7 @@ def _isolation_changes(
                     "resolve",
                     UNRESOLVED_GRADE,
                     rules.Grade.NORMAL,
-                    now_us,
+                    at_us,
                     float("nan"),
                     float("nan"),
                     f"工程 {code} 的预警规则已恢复解析，恢复评级",
@@ -325,7 +314,7 @@ def _rule_gone(series_id: int, rule: str, grade: rules.Grade) -> rules.Transitio
         "resolve",
         grade,
         rules.Grade.NORMAL,
-        to_us(datetime.now(UTC)),
+        now_us(),
         float("nan"),
         float("nan"),
         f"告警关闭：规则 {rule} 已停用或不再适用（配置变更）",
@@ -344,7 +333,7 @@ def _replay(conn: psycopg.Connection[Any], engine: rules.Engine, sids: list[int]
         start = newest - timedelta(microseconds=engine.history_us(sid))
         since_sid.append(sid)
         # fewer stored readings than the runs need: replay them all
-        since.append(min(start, kth) if kth is not None else _EPOCH)
+        since.append(min(start, kth) if kth is not None else EPOCH)
     if not since_sid:
         return
     with conn.cursor() as cur:

@@ -215,7 +215,7 @@ def cmd_device_credentials(settings: Settings, args: argparse.Namespace) -> int:
     import csv
     import os
 
-    from hazmon.brokerconf import issue_missing_credentials
+    from registry.broker import issue_missing_credentials
 
     out = Path(args.out)
     if out.exists():
@@ -239,7 +239,7 @@ def cmd_device_credentials(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_broker_config(settings: Settings, args: argparse.Namespace) -> int:
     """Write Mosquitto's password file, ACL and listener (and EMQX's) from the device registry."""
-    from hazmon.brokerconf import (
+    from registry.broker import (
         Listener,
         ingest_accounts,
         read_password_hashes,

@@ -19,42 +19,16 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from hazmon.wire import Reason, TopicAddress
+
 if TYPE_CHECKING:
     from hazmon.settings import Settings
-
-
-class Reason(StrEnum):
-    """Why a payload (or part of it) went to dead letters; the values are stored and exported."""
-
-    PAYLOAD_TOO_LARGE = "payload_too_large"
-    INVALID_UTF8 = "invalid_utf8"
-    INVALID_JSON = "invalid_json"
-    WRONG_SHAPE = "wrong_shape"
-    TOO_MANY_READINGS = "too_many_readings"
-    BAD_TOPIC = "bad_topic"
-    UNKNOWN_SITE = "unknown_site"
-    UNKNOWN_DEVICE = "unknown_device"
-    DEVICE_NOT_IN_SITE = "device_not_in_site"
-    UNKNOWN_METRIC = "unknown_metric"
-    NOT_A_NUMBER = "not_a_number"
-    NOT_FINITE = "not_finite"
-    TIMESTAMP_TOO_OLD = "timestamp_too_old"
-    TIMESTAMP_IN_FUTURE = "timestamp_in_future"
-    # Found when storing, not decoding: a reading whose (series, time) is already stored with
-    # another value. The stored value is kept (never overwritten); the payload is kept here.
-    DUPLICATE_CONFLICT = "duplicate_conflict"
-    # Last resorts of ingest/service.py, so that no message can stop ingest: decoding raised
-    # (a bug: decoding is meant never to raise), or the database refused the message's
-    # contents for a reason other than the connection. The detail names the exception.
-    DECODE_FAILED = "decode_failed"
-    STORE_FAILED = "store_failed"
 
 
 MAX_NESTING_DEPTH = 8
@@ -274,26 +248,6 @@ class _Envelope(msgspec.Struct, forbid_unknown_fields=False):
 
 
 _FAST = msgspec.json.Decoder(_Envelope | list[_Envelope])
-
-
-@dataclass(frozen=True, slots=True)
-class TopicAddress:
-    """The site and device a telemetry or status topic names."""
-
-    site_code: str
-    device_code: str
-    channel: str
-
-
-def parse_topic(topic: str, root: str) -> TopicAddress | None:
-    """Split `{root}/{site}/{device}/{channel}`; None if the topic has another shape."""
-    prefix = root + "/"
-    if not topic.startswith(prefix):
-        return None
-    parts = topic[len(prefix) :].split("/")
-    if len(parts) != 3 or not all(parts):
-        return None
-    return TopicAddress(parts[0], parts[1], parts[2])
 
 
 def decode_telemetry(

@@ -26,9 +26,10 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-from hazmon.alertstore import to_us
 from hazmon.settings import Settings
-from ingest.decode import Limits, Reason, SeriesLookup, decode_telemetry, parse_topic
+from hazmon.timeutil import to_us
+from hazmon.wire import Reason, parse_topic
+from ingest.decode import Limits, SeriesLookup, decode_telemetry
 from ingest.status import parse_status
 from ingest.store import (
     DeviceStatus,

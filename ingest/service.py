@@ -26,15 +26,9 @@ from hazmon import alertstore
 from hazmon.backoff import Backoff
 from hazmon.db import DatabaseError, connect
 from hazmon.settings import Settings
-from ingest.decode import (
-    Decoded,
-    Limits,
-    Reason,
-    Rejection,
-    SeriesLookup,
-    decode_telemetry,
-    parse_topic,
-)
+from hazmon.timeutil import now_us
+from hazmon.wire import Reason, parse_topic, subscription_filters
+from ingest.decode import Decoded, Limits, Rejection, SeriesLookup, decode_telemetry
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import Message, MqttSource
 from ingest.status import parse_status
@@ -169,9 +163,7 @@ def _describe(exc: BaseException) -> str:
 
 def subscriptions(settings: Settings) -> list[str]:
     """Topic filters of this worker: every site, or only the sites of its partition."""
-    sites = sorted(settings.partition_sites) or ["+"]
-    root = settings.topic_root
-    return [f"{root}/{site}/+/{channel}" for site in sites for channel in ("telemetry", "status")]
+    return subscription_filters(settings.topic_root, settings.partition_sites)
 
 
 class IngestService:
@@ -473,10 +465,10 @@ class IngestService:
         for letter in letters:
             self.metrics.dead_letters.labels(reason=letter.reason).inc()
         if len(time_us):
-            now_us = time.time_ns() // 1000
-            self.metrics.lag_seconds.observe(max(0.0, (now_us - int(time_us.max())) / 1e6))
+            at_us = now_us()
+            self.metrics.lag_seconds.observe(max(0.0, (at_us - int(time_us.max())) / 1e6))
             self.metrics.oldest_reading_age_seconds.observe(
-                max(0.0, (now_us - int(time_us.min())) / 1e6)
+                max(0.0, (at_us - int(time_us.min())) / 1e6)
             )
 
     def _grade_and_record(
@@ -497,9 +489,7 @@ class IngestService:
         insert_dead_letters(conn, letters)
         record_device_status(conn, batch.statuses)
         self._engine_ahead = True
-        transitions = self._engine.evaluate(
-            Batch(series_id, time_us, value), time.time_ns() // 1000
-        )
+        transitions = self._engine.evaluate(Batch(series_id, time_us, value), now_us())
         alertstore.record(conn, transitions)
 
     def _tick(self, stop: threading.Event) -> None:
@@ -508,7 +498,7 @@ class IngestService:
         try:
             conn = self._require_connection()
             with conn.transaction():
-                alertstore.record(conn, self._engine.tick(time.time_ns() // 1000))
+                alertstore.record(conn, self._engine.tick(now_us()))
         except psycopg.OperationalError:
             self._drop_connection()
             self._ensure_connection(stop, force_reload=True)

@@ -8,12 +8,11 @@ sent in microseconds) would pin the device's state for good.
 
 from __future__ import annotations
 
+from hazmon.wire import Reason, TopicAddress
 from ingest.decode import (
     Limits,
     PayloadError,
-    Reason,
     Rejection,
-    TopicAddress,
     brief,
     json_epoch_ms,
     load_json,

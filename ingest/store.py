@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -13,6 +12,7 @@ import psycopg
 from numpy.typing import NDArray
 
 from hazmon.catalogue import catalogue
+from hazmon.timeutil import to_datetime
 from ingest.decode import DeviceSeries, SeriesLookup
 
 _EPOCH_TO_PG_US = 946_684_800_000_000  # 2000-01-01 (PostgreSQL's epoch) in Unix microseconds
@@ -213,10 +213,6 @@ def _records(
     return _BINARY_HEADER + rows.tobytes() + b"\xff\xff"
 
 
-def _pg_time(time_us: int) -> datetime:
-    return datetime.fromtimestamp(time_us / 1_000_000, UTC).replace(microsecond=time_us % 1_000_000)
-
-
 def insert_dead_letters(conn: psycopg.Connection[Any], letters: Sequence[DeadLetter]) -> None:
     """Store refused payloads with their reason and raw bytes.
 
@@ -235,7 +231,7 @@ def insert_dead_letters(conn: psycopg.Connection[Any], letters: Sequence[DeadLet
                      AND payload = %(payload)s)""",
             [
                 {
-                    "at": _pg_time(d.received_us),
+                    "at": to_datetime(d.received_us),
                     "topic": d.topic,
                     "reason": d.reason,
                     "detail": d.detail,
@@ -259,5 +255,5 @@ def record_device_status(conn: psycopg.Connection[Any], reports: Sequence[Device
                ON CONFLICT (device_id) DO UPDATE
                SET online = EXCLUDED.online, changed_at = EXCLUDED.changed_at
                WHERE device_status.changed_at <= EXCLUDED.changed_at""",
-            [(r.online, _pg_time(r.at_us), r.site_code, r.device_code) for r in reports],
+            [(r.online, to_datetime(r.at_us), r.site_code, r.device_code) for r in reports],
         )

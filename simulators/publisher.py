@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -11,6 +10,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hazmon.settings import MqttEndpoint
+from hazmon.wire import OFFLINE, ONLINE, encode_telemetry, status_topic, telemetry_topic
 
 log = logging.getLogger(__name__)
 
@@ -19,25 +19,25 @@ class GatewayPublisher:
     """A connected gateway for one (site, device); use as a context manager."""
 
     def __init__(self, endpoint: MqttEndpoint, root: str, site_code: str, device_code: str) -> None:
-        self.telemetry_topic = f"{root}/{site_code}/{device_code}/telemetry"
-        self.status_topic = f"{root}/{site_code}/{device_code}/status"
+        self.telemetry_topic = telemetry_topic(root, site_code, device_code)
+        self.status_topic = status_topic(root, site_code, device_code)
         self._endpoint = endpoint
         self._client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=f"sim-{site_code}-{device_code}"
         )
         if endpoint.username:
             self._client.username_pw_set(endpoint.username, endpoint.password)
-        self._client.will_set(self.status_topic, b"offline", qos=1, retain=True)
+        self._client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
         self._client.max_inflight_messages_set(100)
 
     def __enter__(self) -> GatewayPublisher:
         self._client.connect(self._endpoint.host, self._endpoint.port, keepalive=30)
         self._client.loop_start()
-        self._client.publish(self.status_topic, b"online", qos=1, retain=True).wait_for_publish(10)
+        self._client.publish(self.status_topic, ONLINE, qos=1, retain=True).wait_for_publish(10)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._client.publish(self.status_topic, b"offline", qos=1, retain=True).wait_for_publish(10)
+        self._client.publish(self.status_topic, OFFLINE, qos=1, retain=True).wait_for_publish(10)
         self._client.disconnect()
         self._client.loop_stop()
 
@@ -47,8 +47,7 @@ class GatewayPublisher:
 
     def publish_buffered(self, samples: list[tuple[int, dict[str, float]]]) -> None:
         """Publish several timestamped reading sets as one array payload (a gateway's flush)."""
-        payload = json.dumps([{"ts": ts_ms, "values": values} for ts_ms, values in samples])
-        info = self._client.publish(self.telemetry_topic, payload.encode(), qos=1)
+        info = self._client.publish(self.telemetry_topic, encode_telemetry(samples), qos=1)
         info.wait_for_publish(10)
 
 

@@ -10,18 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hazmon.wire import Reason, TopicAddress, parse_topic
 from ingest.decode import (
     MAX_NESTING_DEPTH,
     Decoded,
     DeviceSeries,
     Limits,
-    Reason,
     Rejection,
     SeriesLookup,
-    TopicAddress,
     decode_telemetry,
     nesting_depth,
-    parse_topic,
 )
 from ingest.status import parse_status
 from ingest.store import DeviceStatus

@@ -20,7 +20,8 @@ from api.deps import ConnDep, Id64, SettingsDep
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.security import AdminDep
 from hazmon.db import connect
-from ingest import Reason, replay_dead_letters
+from hazmon.wire import Reason
+from ingest import replay_dead_letters
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 

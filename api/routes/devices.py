@@ -20,13 +20,13 @@ from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.routes.sites import CODE
 from api.routes.works import WORKS
 from api.security import AdminDep, ReaderDep
-from hazmon.brokerconf import (
+from hazmon.catalogue import CatalogueError, hazard_kind
+from registry.broker import (
     UPSERT_CREDENTIALS_SQL,
     device_username,
     mosquitto_hash,
     new_password,
 )
-from hazmon.catalogue import CatalogueError, hazard_kind
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 

@@ -30,9 +30,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from hazmon.brokerconf import SECURITY_CONF
 from hazmon.settings import MqttEndpoint
 from ingest.mqtt import Message, MqttSource
+from registry.broker import SECURITY_CONF
 from tests.api.conftest import World, hazmon
 from tests.conftest import free_port, wait_until
 from tests.inventories import crane_site, load

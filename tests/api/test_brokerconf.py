@@ -10,7 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hazmon.brokerconf import (
+from hazmon.settings import MqttEndpoint
+from registry.broker import (
     BrokerConfigError,
     DeviceAccount,
     Listener,
@@ -25,7 +26,6 @@ from hazmon.brokerconf import (
     password_file,
     read_password_hashes,
 )
-from hazmon.settings import MqttEndpoint
 from tests.api.conftest import World, hazmon
 from tests.inventories import crane_site, load
 

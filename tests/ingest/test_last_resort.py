@@ -25,7 +25,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 import ingest.service
 from hazmon.logs import JsonFormatter
 from hazmon.settings import MqttEndpoint, Settings
-from ingest.decode import Decoded, Limits, SeriesLookup, TopicAddress
+from hazmon.wire import TopicAddress
+from ingest.decode import Decoded, Limits, SeriesLookup
 from tests.conftest import wait_until
 from tests.inventories import crane_site, load
 from tests.services import running_ingest

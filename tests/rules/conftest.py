@@ -11,7 +11,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from hazmon.alertstore import to_datetime
+from hazmon.timeutil import to_datetime
 from rules import Batch, SeriesInfo
 
 T0_US = 1_764_000_000_000_000  # 2025-11-24, a fixed epoch for reproducible streams

@@ -31,6 +31,8 @@ from urllib.parse import quote
 
 import psycopg
 
+from hazmon.wire import status_topic, telemetry_topic
+
 UPSERT_CREDENTIALS_SQL = """
     INSERT INTO device_credentials (device_id, username, password_hash)
     VALUES (%(device_id)s, %(username)s, %(password_hash)s)
@@ -214,6 +216,13 @@ def ingest_accounts(
     return accounts, issued
 
 
+def _device_topics(topic_root: str, device: DeviceAccount) -> tuple[str, str]:
+    return (
+        telemetry_topic(topic_root, device.site_code, device.device_code),
+        status_topic(topic_root, device.site_code, device.device_code),
+    )
+
+
 def password_file(devices: Sequence[DeviceAccount], services: Sequence[ServiceAccount]) -> str:
     """The text of Mosquitto's `password_file`: one `user:hash` line per account."""
     accounts = [(a.username, a.password_hash) for a in services]
@@ -234,10 +243,8 @@ def acl_file(
     for service in services:
         out.append(f"\nuser {service.username}\ntopic read {topic_root}/#\n")
     for device in devices:
-        base = f"{topic_root}/{device.site_code}/{device.device_code}"
-        out.append(
-            f"\nuser {device.username}\ntopic write {base}/telemetry\ntopic write {base}/status\n"
-        )
+        telemetry, status = _device_topics(topic_root, device)
+        out.append(f"\nuser {device.username}\ntopic write {telemetry}\ntopic write {status}\n")
     return "".join(out)
 
 
@@ -255,10 +262,10 @@ def emqx_acl_file(
             f'{{allow, {{username, "{service.username}"}}, subscribe, ["{topic_root}/#"]}}.\n'
         )
     for device in devices:
-        base = f"{topic_root}/{device.site_code}/{device.device_code}"
+        telemetry, status = _device_topics(topic_root, device)
         out.append(
             f'{{allow, {{username, "{device.username}"}}, publish, '
-            f'[{{eq, "{base}/telemetry"}}, {{eq, "{base}/status"}}]}}.\n'
+            f'[{{eq, "{telemetry}"}}, {{eq, "{status}"}}]}}.\n'
         )
     out.append("{deny, all}.\n")
     return "".join(out)
