@@ -175,6 +175,32 @@ def revoke_token(conn: psycopg.Connection[Any], token_id: int) -> bool:
         return conn.execute(REVOKE_GRANT_SQL, {"id": token_id}).fetchone() is not None
 
 
+@dataclass(frozen=True, slots=True)
+class TokenListing:
+    """What may be shown of a stored token: never the token itself."""
+
+    id: int
+    name: str
+    role: str
+    scope: str
+    state: str
+
+
+def list_tokens(conn: psycopg.Connection[Any]) -> list[TokenListing]:
+    """Every token, oldest first, with its scope and its state (revoked, expired, until when)."""
+    rows = conn.execute(
+        """SELECT id, name, role, region_code, enterprise, site_id, expires_at,
+                  revoked_at IS NOT NULL, expires_at < now()
+           FROM api_tokens ORDER BY id"""
+    ).fetchall()
+    listings = []
+    for token_id, name, role, region, enterprise, site_id, expires, revoked, expired in rows:
+        scope = region or enterprise or (f"site #{site_id}" if site_id else "-")
+        state = "revoked" if revoked else "expired" if expired else f"until {expires:%Y-%m-%d}"
+        listings.append(TokenListing(token_id, name, role, scope, state))
+    return listings
+
+
 def site_id_by_code(conn: psycopg.Connection[Any], code: str) -> int:
     """The id of the site with this code; raise AuthError if there is none."""
     row = conn.execute("SELECT id FROM sites WHERE code = %s", (code,)).fetchone()

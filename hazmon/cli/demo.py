@@ -9,10 +9,10 @@ from importlib import resources
 from pathlib import Path
 
 from hazmon.auth import create_token, grant
+from hazmon.cli.supervisor import Supervisor
 from hazmon.db import connect
 from hazmon.migrate import migrate
 from hazmon.settings import Settings
-from hazmon.supervisor import Supervisor
 from hazmon.vocabulary import ACTION_LABELS, Grade
 
 

@@ -1,0 +1,237 @@
+"""The commands that set up and keep the registry: migrate, registry import, dead-letter replay,
+device credentials and the broker's configuration."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from hazmon.db import connect, redact
+from hazmon.settings import Settings
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Create the database if needed and apply pending migrations."""
+    from hazmon.migrate import migrate
+
+    result = migrate(settings.database_url)
+    print(
+        f"数据库已是最新 / database up to date: {redact(settings.database_url)}\n"
+        f"  新建数据库 / created: {result.created_database}; "
+        f"已应用 / applied: {', '.join(result.applied) or '-'}\n"
+        f"  TimescaleDB license: {result.timescale_license}; "
+        f"跳过（需 Timescale 许可）/ skipped (need the Timescale license): "
+        f"{', '.join(result.skipped_tsl) or '-'}"
+    )
+    return 0
+
+
+def cmd_registry_import(settings: Settings, args: argparse.Namespace) -> int:
+    """Load an inventory file of sites, works and devices."""
+    from registry import import_inventory, load_inventory
+
+    inventory = load_inventory(Path(args.file))
+    with connect(settings.database_url) as conn:
+        summary = import_inventory(conn, inventory)
+    print(
+        f"已导入 / imported {args.file}: 地区 regions {summary.regions}, 工地 sites {summary.sites}, "
+        f"危大工程 works {summary.works}, 设备 devices {summary.devices}, 序列 series {summary.series}"
+    )
+    return 0
+
+
+def cmd_dead_letters_replay(settings: Settings, args: argparse.Namespace) -> int:
+    """Decode stored dead letters again against the current registry; store what now decodes."""
+    from ingest import Reason, replay_dead_letters
+
+    if args.reason is not None and args.reason not in set(Reason):
+        print(
+            f"输入错误 / invalid input: unknown reason {args.reason!r}; "
+            f"known: {', '.join(sorted(Reason))}",
+            file=sys.stderr,
+        )
+        return 2
+    with connect(settings.database_url) as conn:
+        summary = replay_dead_letters(conn, settings, reason=args.reason)
+    refused = ", ".join(f"{r} {n}" for r, n in sorted(summary.still_refused.items())) or "-"
+    print(
+        f"死信重放 / dead letters replayed: {summary.replayed} of {summary.attempted}; "
+        f"新存读数 / readings stored: {summary.readings_stored} "
+        f"(已存在 / already stored: {summary.readings_already_stored})\n"
+        f"  仍被拒绝 / still refused: {refused}"
+    )
+    return 0
+
+
+def cmd_device_credentials(settings: Settings, args: argparse.Namespace) -> int:
+    """Issue broker credentials to every device that has none; write them to a CSV once."""
+    import csv
+    import os
+
+    from registry.broker import issue_missing_credentials
+
+    out = Path(args.out)
+    if out.exists():
+        print(
+            f"输入错误 / invalid input: {out} exists; passwords are written once", file=sys.stderr
+        )
+        return 2
+    with connect(settings.database_url) as conn:
+        issued = issue_missing_credentials(conn, args.site)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["username", "password"])
+        writer.writerows(issued)
+    print(
+        f"已发放 / issued {len(issued)} device credentials to {out} (仅此一次 / shown only here); "
+        "then run `hazmon broker-config`"
+    )
+    return 0
+
+
+def cmd_broker_config(settings: Settings, args: argparse.Namespace) -> int:
+    """Write Mosquitto's password file, ACL and listener (and EMQX's) from the device registry."""
+    from registry.broker import (
+        Listener,
+        ingest_accounts,
+        read_password_hashes,
+        write_broker_config,
+    )
+
+    out = Path(args.out)
+    endpoint = settings.mqtt
+    listener = Listener(
+        port=args.listener_port,
+        address=args.listener_address,
+        certfile=Path(args.certfile).resolve() if args.certfile else None,
+        keyfile=Path(args.keyfile).resolve() if args.keyfile else None,
+    )
+    services, issued = ingest_accounts(
+        args.ingest_worker,
+        url_username=endpoint.username,
+        url_password=endpoint.password,
+        previous_hashes=read_password_hashes(out / "passwd"),
+    )
+    if not services:
+        print(
+            "注意 / note: no ingest account is written (no --ingest-worker, and HAZMON_MQTT_URL "
+            "has no user:password); ingest cannot connect to a broker that refuses anonymous "
+            "clients",
+            file=sys.stderr,
+        )
+    if endpoint.username and endpoint.password and settings.mqtt_client_id != endpoint.username:
+        print(
+            f"注意 / note: the broker names the session of account {endpoint.username!r} after "
+            f"it (use_username_as_clientid); set HAZMON_MQTT_CLIENT_ID={endpoint.username} "
+            f"for that worker (now {settings.mqtt_client_id!r})",
+            file=sys.stderr,
+        )
+    with connect(settings.database_url) as conn:
+        files = write_broker_config(
+            conn,
+            out,
+            settings.topic_root,
+            services,
+            listener=listener,
+            issued=issued,
+            broker_host=endpoint.host,
+            broker_port=endpoint.port,
+        )
+    if files.dropped:
+        print(
+            f"注意 / note: service accounts no longer listed, removed: {', '.join(files.dropped)} "
+            "(pass every worker's --ingest-worker on each run)",
+            file=sys.stderr,
+        )
+    print(
+        f"已写入 / wrote {files.passwd}, {files.acl}, {files.security_conf}, {files.emqx_acl}, "
+        f"{files.emqx_conf}: 设备 devices {files.devices}, "
+        f"服务 services {len(files.services)} ({', '.join(files.services) or '-'})"
+    )
+    for env_file in files.issued:
+        print(f"  新接入账号 / new ingest account: {env_file} (仅此一次 / written once, 0600)")
+    print(
+        f"  Mosquitto: include_dir with {files.security_conf.name} (it defines listener "
+        f"{listener.port}), then restart once; later runs: reload (SIGHUP). See docs/api.md"
+    )
+    return 0
+
+
+def add_migrate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`hazmon migrate`."""
+    sub.add_parser(
+        "migrate", help="建库并升级表结构 / create the database and apply migrations"
+    ).set_defaults(func=cmd_migrate)
+
+
+def add_registry(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`hazmon registry import`."""
+    registry = sub.add_parser("registry", help="登记册 / registry of sites, works and devices")
+    registry_sub = registry.add_subparsers(dest="registry_command", required=True, metavar="ACTION")
+    imp = registry_sub.add_parser(
+        "import", help="导入工地、危大工程、设备清单 / import an inventory (YAML or JSON)"
+    )
+    imp.add_argument("file", help="清单文件 / inventory file (docs/inventory.md)")
+    imp.set_defaults(func=cmd_registry_import)
+
+
+def add_dead_letters(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`hazmon dead-letters replay`."""
+    dead = sub.add_parser("dead-letters", help="死信 / refused payloads")
+    dead_sub = dead.add_subparsers(dest="dead_letters_command", required=True, metavar="ACTION")
+    replay = dead_sub.add_parser(
+        "replay",
+        help="按当前登记册重新解码并入库 / decode again against the current registry and store",
+    )
+    replay.add_argument("--reason", help="只重放此原因 / only dead letters of this reason")
+    replay.set_defaults(func=cmd_dead_letters_replay)
+
+
+def add_broker_config(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`hazmon broker-config`."""
+    broker = sub.add_parser(
+        "broker-config",
+        help="由设备登记生成代理密码、ACL 与监听配置 / write the broker's password file, ACL and "
+        "listener from the registry",
+    )
+    broker.add_argument("--out", required=True, metavar="DIR", help="输出目录 / output directory")
+    broker.add_argument(
+        "--ingest-worker",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="接入进程的代理账号，可重复；用户名即其客户端 ID（HAZMON_MQTT_CLIENT_ID），新账号的"
+        "设置写入 DIR/ingest/NAME.env / an ingest worker's broker account (repeatable); the "
+        "username is its client id (HAZMON_MQTT_CLIENT_ID); a new one's settings go to "
+        "DIR/ingest/NAME.env",
+    )
+    broker.add_argument(
+        "--listener-port",
+        type=int,
+        default=1883,
+        metavar="PORT",
+        help="hazmon-security.conf 中监听端口 / the listener's port (default 1883)",
+    )
+    broker.add_argument(
+        "--listener-address",
+        metavar="ADDRESS",
+        help="监听地址（缺省为全部网卡）/ the listener's bind address (default: every interface)",
+    )
+    broker.add_argument(
+        "--certfile", metavar="FILE", help="TLS 服务器证书 / TLS server certificate (PEM)"
+    )
+    broker.add_argument("--keyfile", metavar="FILE", help="TLS 私钥 / TLS private key (PEM)")
+    broker.set_defaults(func=cmd_broker_config)
+
+
+def add_device_credentials(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`hazmon device-credentials`."""
+    creds = sub.add_parser(
+        "device-credentials",
+        help="为尚无接入密码的设备发放密码（写入 CSV）/ issue missing device broker passwords",
+    )
+    creds.add_argument("--out", required=True, help="CSV 文件（新建，0600）/ new CSV file")
+    creds.add_argument("--site", help="只此工地 / only this site's devices")
+    creds.set_defaults(func=cmd_device_credentials)
