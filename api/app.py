@@ -24,6 +24,7 @@ from api import problems
 from api.middleware import ApiMetrics, BodyLimit, Observe, PoolCollector
 from api.routes import (
     alerts,
+    baselines,
     dead_letters,
     devices,
     hazards,
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, registry: CollectorRegistry = R
         thresholds.effective_router,
         devices.router,
         series.router,
+        baselines.router,
         thresholds.router,
         alerts.router,
         hazards.router,

@@ -148,6 +148,11 @@ BoundedJson = Annotated[dict[str, Any], AfterValidator(json_bounds)]
 """A free-form JSON object, bounded by `MAX_JSON_DEPTH` and `MAX_JSON_BYTES`."""
 
 
+def client(request: Request) -> str | None:
+    """The caller's address as the server saw it, for the audit trail."""
+    return request.client.host if request.client else None
+
+
 def get_settings(request: Request) -> Settings:
     """The application's settings."""
     settings: Settings = request.app.state.settings

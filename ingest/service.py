@@ -22,12 +22,12 @@ import numpy as np
 import psycopg
 from numpy.typing import NDArray
 
-from hazmon import alertstore
 from hazmon.backoff import Backoff
 from hazmon.db import DatabaseError, connect
 from hazmon.settings import Settings
 from hazmon.timeutil import now_us
 from hazmon.wire import Reason, parse_topic, subscription_filters
+from ingest import alerts
 from ingest.decode import Decoded, Limits, Rejection, SeriesLookup, decode_telemetry
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import Message, MqttSource
@@ -490,7 +490,7 @@ class IngestService:
         record_device_status(conn, batch.statuses)
         self._engine_ahead = True
         transitions = self._engine.evaluate(Batch(series_id, time_us, value), now_us())
-        alertstore.record(conn, transitions)
+        alerts.record(conn, transitions)
 
     def _tick(self, stop: threading.Event) -> None:
         if self._engine is None:
@@ -498,7 +498,7 @@ class IngestService:
         try:
             conn = self._require_connection()
             with conn.transaction():
-                alertstore.record(conn, self._engine.tick(now_us()))
+                alerts.record(conn, self._engine.tick(now_us()))
         except psycopg.OperationalError:
             self._drop_connection()
             self._ensure_connection(stop, force_reload=True)
@@ -527,7 +527,7 @@ class IngestService:
         """
         partition = self.settings.partition_sites
         self._lookup = load_lookup(conn, partition)
-        self._engine = alertstore.load_engine(conn, partition or None, previous=previous)
+        self._engine = alerts.load_engine(conn, partition or None, previous=previous)
         conn.commit()
         self._engine_ahead = False
         self._registry_version = version

@@ -1,5 +1,6 @@
 """The registry: the supervised inventory (sites, works, devices) and the hazard loop."""
 
+from registry import alerts
 from registry.hazards import (
     HAZARD_STATES,
     Change,
@@ -28,6 +29,7 @@ __all__ = [
     "ImportSummary",
     "Inventory",
     "InventoryError",
+    "alerts",
     "import_inventory",
     "load_inventory",
 ]

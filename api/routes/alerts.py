@@ -1,6 +1,6 @@
 """Alerts (报警): list and filter within the caller's scope, and acknowledge with a note.
 
-Acknowledgement is the rule engine's state machine (`hazmon.alertstore.acknowledge`): it records
+Acknowledgement is the registry's (`registry.alerts.acknowledge`, on the request's connection): it records
 the person and the note as a transition; an acknowledged alert that later escalates opens again.
 """
 
@@ -9,16 +9,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from api.deps import ConnDep, Id64, QueryId32, SettingsDep
+from api.deps import ConnDep, Id64, QueryId32, client
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.security import ReaderDep
-from hazmon import alertstore
-from hazmon.db import connect
 from hazmon.vocabulary import Grade
+from registry import alerts
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
 
@@ -116,17 +114,12 @@ async def get_alert(conn: ConnDep, who: ReaderDep, alert_id: Id64) -> AlertPubli
     "/{alert_id}/acknowledge", response_model=AlertPublic, summary="确认报警 / acknowledge"
 )
 async def acknowledge_alert(
-    conn: ConnDep, settings: SettingsDep, who: ReaderDep, alert_id: Id64, body: AlertAcknowledge
+    conn: ConnDep, request: Request, who: ReaderDep, alert_id: Id64, body: AlertAcknowledge
 ) -> AlertPublic:
     """Acknowledge an open alert with a note (409 if it is resolved); idempotent if acknowledged."""
     await fetch_one(conn, ALERTS, who, alert_id)
-
-    def acknowledge() -> None:
-        with connect(settings.database_url) as sync_conn:
-            alertstore.acknowledge(sync_conn, alert_id, who.actor, body.note)
-
     try:
-        await run_in_threadpool(acknowledge)
-    except alertstore.AlertStoreError as exc:
+        await alerts.acknowledge(conn, alert_id, who.actor, body.note, client_addr=client(request))
+    except alerts.AlertError as exc:
         raise HTTPException(409, str(exc)) from None
     return _alert(await fetch_one(conn, ALERTS, who, alert_id))

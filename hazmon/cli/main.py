@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         registry.add_registry,
         services.add_ingest,
         registry.add_dead_letters,
+        registry.add_baseline,
         services.add_api,
         services.add_notify,
         services.add_simulate,

@@ -50,6 +50,10 @@ def _assign(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
     return {"responsible_unit": "甲建设", "responsible_person": "张工", "deadline": FUTURE}
 
 
+def _baseline() -> dict[str, Any]:
+    return {"value": 1.5, "valid_from": "2026-01-01T00:00:00+08:00", "reason": "第二层开挖完成"}
+
+
 CASES: list[Case] = [
     # ops: no token needed
     Case("GET", "/healthz", EVERYONE),
@@ -72,6 +76,8 @@ CASES: list[Case] = [
     Case("GET", "/series/{b.series}", READERS, tenant="B"),
     Case("GET", "/series/{a.series}/readings", READERS),
     Case("GET", "/series/{b.series}/readings", READERS, tenant="B"),
+    Case("GET", "/series/{a.series}/baselines", READERS),
+    Case("GET", "/series/{b.series}/baselines", READERS, tenant="B"),
     Case("GET", "/thresholds", READERS),
     Case("GET", "/thresholds/{a.threshold}", READERS),
     Case("GET", "/thresholds/{b.threshold}", READERS, tenant="B"),
@@ -93,6 +99,16 @@ CASES: list[Case] = [
     Case("GET", "/dead-letters/{x.dead_letter}", ADMIN),
     Case("GET", "/tokens", ADMIN),
     Case("GET", "/me", READERS),
+    # re-baselining: those who edit thresholds, within their scope
+    Case("POST", "/series/{a.series}/baselines", EDITORS, 201, body=lambda a, b: _baseline()),
+    Case(
+        "POST",
+        "/series/{b.series}/baselines",
+        EDITORS,
+        201,
+        tenant="B",
+        body=lambda a, b: _baseline(),
+    ),
     # registry writes: admin only
     Case(
         "POST",

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import numpy as np
 import psycopg
 import pytest
 
-from hazmon import alertstore
+from ingest import alerts as alertstore
+from registry import alerts as registry_alerts
 from rules import Batch, Grade
 from tests.rules.conftest import T0_US, DeviceSpec, make_registry, store_readings
 
@@ -28,6 +30,16 @@ def batch(sid: int, values: list[float], start_s: int = 0) -> Batch:
         T0_US + (start_s + np.arange(n, dtype=np.int64)) * S,
         np.array(values, dtype=np.float64),
     )
+
+
+def acknowledge(conn: psycopg.Connection[Any], alert_id: int, actor: str, note: str) -> bool:
+    """`registry.alerts.acknowledge` on a connection of its own, committed."""
+
+    async def run() -> bool:
+        async with await psycopg.AsyncConnection.connect(conn.info.dsn) as own:
+            return await registry_alerts.acknowledge(own, alert_id, actor, note)
+
+    return asyncio.run(run())
 
 
 def ingest(conn: psycopg.Connection[Any], engine: Any, b: Batch) -> list[Any]:
@@ -100,11 +112,10 @@ def test_acknowledge_needs_a_note_and_escalation_reopens(conn: psycopg.Connectio
     row = conn.execute("SELECT id FROM alerts").fetchone()
     assert row is not None
     alert_id = int(row[0])
-    with pytest.raises(alertstore.AlertStoreError):
-        alertstore.acknowledge(conn, alert_id, "zhang.san", " ")
-    assert alertstore.acknowledge(conn, alert_id, "zhang.san", "已通知司机停止吊装")
-    assert not alertstore.acknowledge(conn, alert_id, "zhang.san", "again")
-    conn.commit()
+    with pytest.raises(registry_alerts.AlertError):
+        acknowledge(conn, alert_id, "zhang.san", " ")
+    assert acknowledge(conn, alert_id, "zhang.san", "已通知司机停止吊装")
+    assert not acknowledge(conn, alert_id, "zhang.san", "again")
     assert alerts(conn) == [(sid, "moment_ratio", 2, "acknowledged")]
     ingest(conn, engine, batch(sid, [1.02], 1))
     assert alerts(conn) == [(sid, "moment_ratio", 4, "open")]
@@ -112,8 +123,8 @@ def test_acknowledge_needs_a_note_and_escalation_reopens(conn: psycopg.Connectio
         r[0] for r in conn.execute("SELECT action FROM alert_transitions ORDER BY id").fetchall()
     ]
     assert actions == ["open", "acknowledge", "escalate"]
-    with pytest.raises(alertstore.AlertStoreError):
-        alertstore.acknowledge(conn, 999_999, "zhang.san", "note")
+    with pytest.raises(registry_alerts.AlertError):
+        acknowledge(conn, 999_999, "zhang.san", "note")
 
 
 def test_late_readings_attach_to_the_alert_of_their_time_and_never_reopen(

@@ -15,7 +15,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from hazmon import alertstore
+from ingest import alerts as alertstore
 from rules import Batch, Engine, Transition
 from tests.rules.conftest import T0_US, DeviceSpec, make_registry, store_readings
 from tests.rules.streams import OVERRIDES, SERIES, VALUES

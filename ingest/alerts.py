@@ -1,4 +1,7 @@
-"""The database side of the rule engine: the only module that reads or writes alerts in SQL.
+"""The database side of ingest's rule engine: loading it from the registry, recording what it does.
+
+Ingest owns the rule state, so this is ingest's: the people's side of alerts (acknowledgement,
+re-baselining) is the registry's (`registry.alerts`).
 
 - `load_engine` builds a `rules.Engine` for all series (or those of some sites) from the
   registry tables, pins initial baselines, replays the newest stored readings of each series to
@@ -7,8 +10,6 @@
   with a transition saying so).
 - `record` writes the transitions of a batch into `alerts` and `alert_transitions`, inside the
   caller's transaction (the one that also COPYs the readings).
-- `acknowledge` and `set_baseline` are the people's side: an inspector acknowledges an alert
-  with a note; an engineer re-baselines a series with a dated record.
 """
 
 from __future__ import annotations
@@ -30,14 +31,6 @@ from rules import ProfileError
 log = logging.getLogger(__name__)
 
 _REPLAY_CHUNK = 200_000
-
-
-class AlertStoreError(Exception):
-    """An alert operation was refused; `alert_id` names the alert concerned (if any)."""
-
-    def __init__(self, message: str, alert_id: int | None = None) -> None:
-        super().__init__(message)
-        self.alert_id = alert_id
 
 
 # --- building the engine -------------------------------------------------------------------
@@ -478,77 +471,3 @@ def _params(t: rules.Transition) -> dict[str, Any]:
 
 def _finite(x: float) -> float | None:
     return x if np.isfinite(x) else None
-
-
-# --- people --------------------------------------------------------------------------------
-
-
-def acknowledge(conn: psycopg.Connection[Any], alert_id: int, actor: str, note: str) -> bool:
-    """Acknowledge an open alert on behalf of a person, with a note; record the transition.
-
-    An acknowledged alert that later escalates becomes open again and needs a new
-    acknowledgement; de-escalation keeps the acknowledgement.
-
-    Args:
-        conn: connection (the caller commits).
-        alert_id: `alerts.id`.
-        actor: who acknowledges (a person's account name), not empty.
-        note: what they say (e.g. the action taken), not empty.
-
-    Returns:
-        True if the alert was acknowledged now, False if it already was.
-
-    Raises:
-        AlertStoreError: no such alert, the alert is resolved, or actor/note is empty.
-    """
-    if not actor.strip() or not note.strip():
-        raise AlertStoreError("an acknowledgement needs a person and a note", alert_id)
-    row = conn.execute(
-        "SELECT state, grade FROM alerts WHERE id = %s FOR UPDATE", (alert_id,)
-    ).fetchone()
-    if row is None:
-        raise AlertStoreError(f"no alert {alert_id}", alert_id)
-    state, grade = row
-    if state == "resolved":
-        raise AlertStoreError(f"alert {alert_id} is resolved", alert_id)
-    if state == "acknowledged":
-        return False
-    conn.execute(
-        "UPDATE alerts SET state = 'acknowledged', acknowledged_by = %s, acknowledged_at = now(),"
-        " ack_note = %s WHERE id = %s",
-        (actor, note, alert_id),
-    )
-    conn.execute(
-        "INSERT INTO alert_transitions (alert_id, action, grade_from, grade_to, reading_at,"
-        " message_zh, message_en, actor) VALUES (%s, 'acknowledge', %s, %s, now(), %s, %s, %s)",
-        (
-            alert_id,
-            grade,
-            grade,
-            f"{actor} 已确认：{note}",
-            f"acknowledged by {actor}: {note}",
-            actor,
-        ),
-    )
-    return True
-
-
-def set_baseline(
-    conn: psycopg.Connection[Any],
-    series_id: int,
-    value: float,
-    valid_from: datetime,
-    reason: str,
-    set_by: str,
-) -> int:
-    """Re-baseline a series: readings from `valid_from` are measured against `value`.
-
-    The engine picks it up when it is rebuilt (the registry changed). Returns the record's id.
-    """
-    row = conn.execute(
-        "INSERT INTO baselines (series_id, value, valid_from, reason, set_by)"
-        " VALUES (%s, %s, %s, %s, %s) RETURNING id",
-        (series_id, value, valid_from, reason, set_by),
-    ).fetchone()
-    assert row is not None
-    return int(row[0])
