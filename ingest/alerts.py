@@ -26,6 +26,7 @@ import psycopg
 
 import rules
 from hazmon.timeutil import EPOCH, now_us, to_datetime, to_us
+from registry import hazard_store, lifecycle
 from rules import ProfileError
 
 log = logging.getLogger(__name__)
@@ -397,6 +398,8 @@ INSERT INTO alert_transitions (alert_id, action, grade_from, grade_to, reading_a
 SELECT id, %(action)s, %(g_from)s, %(g_to)s, %(at)s, %(value)s, %(thr)s, %(zh)s, %(en)s
 FROM (SELECT id FROM ins UNION ALL SELECT id FROM upd) a
 """
+# The same, saying which transition row it wrote: needed when the hazard of the alert changes.
+_RECORD_RETURNING_SQL = _RECORD_SQL.rstrip() + "\nRETURNING id, alert_id\n"
 
 # Late readings attach to the alert that covered their time; if none did, they are kept as a
 # resolved alert of their own (so they are on record) - never as an open one.
@@ -440,16 +443,45 @@ def record(conn: psycopg.Connection[Any], transitions: Sequence[rules.Transition
         conn: the connection whose transaction also holds the batch's readings.
         transitions: as returned by `Engine.evaluate` and `Engine.tick`.
     """
-    live = [_params(t) for t in transitions if t.action not in ("late", "baseline")]
+    live = [t for t in transitions if t.action not in ("late", "baseline")]
     late = [_params(t) for t in transitions if t.action == "late"]
     base = [_params(t) for t in transitions if t.action == "baseline"]
     with conn.cursor() as cur:
         if base:
             cur.executemany(_BASELINE_SQL, base)
-        if live:
-            cur.executemany(_RECORD_SQL, live)
+        if live and any(lifecycle.level_of_alert(t.grade_to) for t in live):
+            _record_with_hazards(conn, cur, live)
+        elif live:
+            cur.executemany(_RECORD_SQL, [_params(t) for t in live])
         if late:
             cur.executemany(_LATE_SQL, late)
+
+
+def _record_with_hazards(
+    conn: psycopg.Connection[Any],
+    cur: psycopg.Cursor[Any],
+    live: Sequence[rules.Transition],
+) -> None:
+    """Record transitions of which some may register or raise a hazard, then let the registry
+    write those hazards in the same transaction."""
+    cur.executemany(_RECORD_RETURNING_SQL, [_params(t) for t in live], returning=True)
+    recorded = []
+    for t in live:
+        row = cur.fetchone()
+        assert row is not None, "every transition statement writes one row"
+        recorded.append(
+            hazard_store.AlertTransitionRecord(
+                transition_id=int(row[0]),
+                alert_id=int(row[1]),
+                action=t.action,
+                grade_to=t.grade_to,
+                reading_at=to_datetime(t.time_us),
+                message_zh=t.message_zh,
+                message_en=t.message_en,
+            )
+        )
+        cur.nextset()
+    hazard_store.register_alert_hazards(conn, recorded)
 
 
 def _params(t: rules.Transition) -> dict[str, Any]:

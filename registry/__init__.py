@@ -1,15 +1,8 @@
 """The registry: the supervised inventory (sites, works, devices) and the hazard loop."""
 
-from registry import alerts
-from registry.hazards import (
-    HAZARD_STATES,
-    Change,
-    Hazard,
-    HazardAction,
-    HazardError,
-    HazardLevel,
-    HazardState,
-)
+from hazmon.vocabulary import HAZARD_STATES, HazardAction, HazardLevel, HazardState
+from registry import alerts, hazard_store, lifecycle
+from registry.hazard_store import HazardStore, NewHazard
 from registry.inventory import (
     ImportSummary,
     Inventory,
@@ -17,6 +10,7 @@ from registry.inventory import (
     import_inventory,
     load_inventory,
 )
+from registry.lifecycle import Change, Hazard, HazardError
 
 __all__ = [
     "HAZARD_STATES",
@@ -26,10 +20,14 @@ __all__ = [
     "HazardError",
     "HazardLevel",
     "HazardState",
+    "HazardStore",
     "ImportSummary",
     "Inventory",
     "InventoryError",
+    "NewHazard",
     "alerts",
+    "hazard_store",
     "import_inventory",
+    "lifecycle",
     "load_inventory",
 ]

@@ -14,10 +14,12 @@ from typing import Any
 
 import psycopg
 import yaml
+from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 import rules
 from hazmon.catalogue import CatalogueError, hazard_kind
+from registry import inventory_store as store
 
 _CODE = r"^[A-Za-z0-9_-]{1,64}$"
 
@@ -114,9 +116,7 @@ def _design_problem(exc: rules.ProfileError) -> str:
 
 def _check_with_overrides(conn: psycopg.Connection[Any], work_id: int, work: WorkIn) -> None:
     """Resolve a re-imported work's rules with the threshold overrides it already has."""
-    rows = conn.execute(
-        "SELECT metric, rule, params FROM thresholds WHERE work_id = %s", (work_id,)
-    ).fetchall()
+    rows = conn.execute(store.WORK_OVERRIDES, {"work_id": work_id}).fetchall()
     overrides = [rules.Override(rule, metric, params, work_id) for metric, rule, params in rows]
     try:
         rules.check_work(work.hazard_kind, work.params, overrides)
@@ -166,71 +166,43 @@ def import_inventory(conn: psycopg.Connection[Any], inventory: Inventory) -> Imp
     """Upsert regions, sites, works, devices and their series in one transaction."""
     with conn.transaction():
         for region in inventory.regions:
-            conn.execute(
-                """INSERT INTO regions (code, name, parent_code) VALUES (%s, %s, %s)
-                   ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name,
-                   parent_code = EXCLUDED.parent_code""",
-                (region.code, region.name, region.parent_code),
-            )
+            conn.execute(store.UPSERT_REGION, region.model_dump())
         for site in inventory.sites:
             _upsert_site(conn, site)
-        counts = conn.execute(
-            """SELECT (SELECT count(*) FROM regions), (SELECT count(*) FROM sites),
-                      (SELECT count(*) FROM works), (SELECT count(*) FROM devices),
-                      (SELECT count(*) FROM series)"""
-        ).fetchone()
+        counts = conn.execute(store.COUNTS).fetchone()
     assert counts is not None
     return ImportSummary(*(int(c) for c in counts))
 
 
 def _upsert_site(conn: psycopg.Connection[Any], site: SiteIn) -> None:
-    row = conn.execute(
-        """INSERT INTO sites (code, name, region_code, enterprise, address, latitude, longitude)
-           VALUES (%s, %s, %s, %s, %s, %s, %s)
-           ON CONFLICT (code) DO UPDATE SET name = EXCLUDED.name,
-               region_code = EXCLUDED.region_code, enterprise = EXCLUDED.enterprise,
-               address = EXCLUDED.address, latitude = EXCLUDED.latitude,
-               longitude = EXCLUDED.longitude, updated_at = now()
-           RETURNING id""",
-        (
-            site.code,
-            site.name,
-            site.region_code,
-            site.enterprise,
-            site.address,
-            site.latitude,
-            site.longitude,
-        ),
-    ).fetchone()
+    row = conn.execute(store.UPSERT_SITE, site.model_dump(exclude={"works"})).fetchone()
     assert row is not None
     site_id = row[0]
     for work in site.works:
         work_row = conn.execute(
-            """INSERT INTO works (site_id, code, name, hazard_kind, params)
-               VALUES (%s, %s, %s, %s, %s)
-               ON CONFLICT (site_id, code) DO UPDATE SET name = EXCLUDED.name,
-                   hazard_kind = EXCLUDED.hazard_kind, params = EXCLUDED.params, updated_at = now()
-               RETURNING id""",
-            (site_id, work.code, work.name, work.hazard_kind, json.dumps(work.params)),
+            store.UPSERT_WORK,
+            {
+                **work.model_dump(exclude={"devices"}),
+                "site_id": site_id,
+                "params": Jsonb(work.params),
+            },
         ).fetchone()
         assert work_row is not None
         _check_with_overrides(conn, work_row[0], work)
         kind = hazard_kind(work.hazard_kind)
         for device in work.devices:
             device_row = conn.execute(
-                """INSERT INTO devices (site_id, work_id, code, name, sampling_period_s)
-                   VALUES (%s, %s, %s, %s, %s)
-                   ON CONFLICT (site_id, code) DO UPDATE SET work_id = EXCLUDED.work_id,
-                       name = EXCLUDED.name, sampling_period_s = EXCLUDED.sampling_period_s,
-                       updated_at = now()
-                   RETURNING id""",
-                (site_id, work_row[0], device.code, device.name, device.sampling_period_s),
+                store.UPSERT_DEVICE,
+                {
+                    **device.model_dump(exclude={"metrics"}),
+                    "site_id": site_id,
+                    "work_id": work_row[0],
+                },
             ).fetchone()
             assert device_row is not None
             metrics = device.metrics if device.metrics is not None else list(kind.metrics)
             with conn.cursor() as cur:
                 cur.executemany(
-                    """INSERT INTO series (device_id, metric) VALUES (%s, %s)
-                       ON CONFLICT (device_id, metric) DO NOTHING""",
-                    [(device_row[0], metric) for metric in metrics],
+                    store.ADD_SERIES,
+                    [{"device_id": device_row[0], "metric": metric} for metric in metrics],
                 )

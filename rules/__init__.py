@@ -4,6 +4,7 @@ Pure logic: numpy, the standard library and YAML only; the database adapter is
 `hazmon.alertstore`. See docs/rules.md for the rule model.
 """
 
+from hazmon.vocabulary import Grade
 from rules.engine import Baseline, Engine
 from rules.profiles import (
     Profile,
@@ -17,7 +18,6 @@ from rules.profiles import (
 )
 from rules.types import (
     Batch,
-    Grade,
     Override,
     ProfileError,
     RulesError,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+
+from hazmon.vocabulary import Grade as Grade  # re-exported: rules modules import it from here
 
 Action = Literal["open", "escalate", "deescalate", "resolve", "suspect", "late", "baseline"]
 """What a transition does to the alert of one (series, rule).
@@ -20,42 +21,6 @@ alert; `resolve` ends it; `late` records readings that arrived after newer ones 
 `baseline` is not an alert change: a cumulative rule took the series' first reading as its
 initial baseline (value = the baseline), to be stored as a dated record (`hazmon.alertstore`).
 """
-
-
-class Grade(IntEnum):
-    """Early-warning grade, the Chinese colour scale: blue (IV) is the lowest, red (I) the highest."""
-
-    NORMAL = 0
-    BLUE = 1
-    YELLOW = 2
-    ORANGE = 3
-    RED = 4
-
-    @property
-    def label_zh(self) -> str:
-        """The grade as written in Chinese notices, e.g. '橙色（II级）'."""
-        return _GRADE_ZH[self]
-
-    @property
-    def label_en(self) -> str:
-        """The grade in English, e.g. 'orange (II)'."""
-        return _GRADE_EN[self]
-
-
-_GRADE_ZH = {
-    Grade.NORMAL: "正常",
-    Grade.BLUE: "蓝色（IV级）",
-    Grade.YELLOW: "黄色（III级）",
-    Grade.ORANGE: "橙色（II级）",
-    Grade.RED: "红色（I级）",
-}
-_GRADE_EN = {
-    Grade.NORMAL: "normal",
-    Grade.BLUE: "blue (IV)",
-    Grade.YELLOW: "yellow (III)",
-    Grade.ORANGE: "orange (II)",
-    Grade.RED: "red (I)",
-}
 
 
 class RulesError(Exception):

@@ -1,4 +1,5 @@
-"""Alert rows written as the engine's store writes them, for tests of what hangs off them."""
+"""Alert transitions recorded as ingest records them (`ingest.alerts.record`), for the tests of
+what hangs off them: hazards, notifications."""
 
 from __future__ import annotations
 
@@ -6,33 +7,59 @@ from typing import Any
 
 import psycopg
 
+from hazmon.timeutil import now_us
+from hazmon.vocabulary import EngineAction, Grade
+from ingest.alerts import record
+from rules import Transition
+
 
 def open_alert(conn: psycopg.Connection[Any], grade: int, metric: str = "moment_ratio") -> int:
-    """Open an alert on the first series of `metric`, with its `open` transition; return its id."""
+    """Open an alert on the first series of `metric` (its rule named after the metric); return
+    its id."""
     row = conn.execute(
-        """INSERT INTO alerts (series_id, rule, grade, state, opened_at, updated_at, value,
-                               threshold, message_zh, message_en)
-           SELECT se.id, %s, %s, 'open', now(), now(), 1.02, 1.0,
-                  '起重力矩 102%%，达到额定值', 'moment 102 %% of rated'
-           FROM series se WHERE se.metric = %s ORDER BY se.id LIMIT 1 RETURNING id""",
-        (metric, grade, metric),
+        "SELECT id FROM series WHERE metric = %s ORDER BY id LIMIT 1", (metric,)
     ).fetchone()
     assert row is not None, f"no series of metric {metric}"
-    transition(conn, int(row[0]), "open", 0, grade)
-    return int(row[0])
+    _record(conn, int(row[0]), metric, "open", 0, grade)
+    found = conn.execute(
+        "SELECT id FROM alerts WHERE series_id = %s AND rule = %s AND state <> 'resolved'",
+        (int(row[0]), metric),
+    ).fetchone()
+    assert found is not None
+    return int(found[0])
 
 
 def transition(
-    conn: psycopg.Connection[Any], alert_id: int, action: str, grade_from: int, grade_to: int
+    conn: psycopg.Connection[Any],
+    alert_id: int,
+    action: EngineAction,
+    grade_from: int,
+    grade_to: int,
 ) -> None:
-    """Record one transition of an alert (and move its grade)."""
-    conn.execute(
-        "UPDATE alerts SET grade = greatest(%s, 1), updated_at = now() WHERE id = %s",
-        (grade_to, alert_id),
+    """Record one more transition of an open alert."""
+    row = conn.execute("SELECT series_id, rule FROM alerts WHERE id = %s", (alert_id,)).fetchone()
+    assert row is not None, f"no alert {alert_id}"
+    _record(conn, int(row[0]), str(row[1]), action, grade_from, grade_to)
+
+
+def _record(
+    conn: psycopg.Connection[Any],
+    series_id: int,
+    rule: str,
+    action: EngineAction,
+    grade_from: int,
+    grade_to: int,
+) -> None:
+    t = Transition(
+        series_id=series_id,
+        rule=rule,
+        action=action,
+        grade_from=Grade(grade_from),
+        grade_to=Grade(grade_to),
+        time_us=now_us(),
+        value=1.02,
+        threshold=1.0,
+        message_zh="起重力矩 102%",
+        message_en="moment 102 %",
     )
-    conn.execute(
-        """INSERT INTO alert_transitions (alert_id, action, grade_from, grade_to, reading_at, value,
-                                          threshold, message_zh, message_en)
-           VALUES (%s, %s, %s, %s, now(), 1.02, 1.0, '起重力矩 102%%', 'moment 102 %%')""",
-        (alert_id, action, grade_from, grade_to),
-    )
+    record(conn, [t])

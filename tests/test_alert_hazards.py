@@ -49,3 +49,40 @@ def test_a_rolled_back_alert_leaves_no_hazard(db_url: str, tmp_path: Path) -> No
         open_alert(conn, grade=4)
         conn.rollback()
         assert _hazards(conn) == []
+
+
+def test_an_open_and_an_escalation_in_one_batch_give_one_hazard_raised(
+    db_url: str, tmp_path: Path
+) -> None:
+    from hazmon.timeutil import now_us
+    from hazmon.vocabulary import Grade
+    from ingest.alerts import record
+    from rules import Transition
+
+    load(db_url, tmp_path, crane_site("S1"))
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT id FROM series WHERE metric = 'moment_ratio'").fetchone()
+        assert row is not None
+
+        def step(action: str, g_from: Grade, g_to: Grade) -> Transition:
+            return Transition(
+                row[0],
+                "moment_ratio",
+                action,
+                g_from,
+                g_to,
+                now_us(),
+                1.0,
+                1.0,
+                "中",
+                "en",  # type: ignore[arg-type]
+            )
+
+        record(
+            conn,
+            [step("open", Grade.NORMAL, Grade.ORANGE), step("escalate", Grade.ORANGE, Grade.RED)],
+        )
+        hazards = _hazards(conn)
+        actions = [r[0] for r in conn.execute("SELECT action FROM hazard_events ORDER BY id")]
+    assert [(h[1], h[2]) for h in hazards] == [("major", "registered")]
+    assert actions == ["register", "raise_level"]

@@ -1,4 +1,4 @@
-"""The hazard lifecycle as pure transitions (registry/hazards.py)."""
+"""The hazard lifecycle and the alert-to-hazard policy as pure transitions (registry/lifecycle.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from registry import Hazard, HazardError
-from registry import hazards as lifecycle
+from hazmon.vocabulary import Grade
+from registry import Hazard, HazardError, lifecycle
 
 NOW = datetime(2026, 11, 29, 12, tzinfo=UTC)
 LATER = NOW + timedelta(days=7)
@@ -91,3 +91,40 @@ def test_only_open_major_hazards_go_under_listed_supervision_once() -> None:
     change = lifecycle.supervise(Hazard("rectified", "major"), authority="厅")
     assert change.state == "rectified"
     assert change.fields == {"listed_supervision": True, "supervising_authority": "厅"}
+
+
+# --- the alert-to-hazard policy --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("action", "grade", "existing", "expected"),
+    [
+        ("open", Grade.YELLOW, None, None),
+        ("open", Grade.ORANGE, None, ("register", "general")),
+        ("open", Grade.RED, None, ("register", "major")),
+        ("escalate", Grade.ORANGE, None, ("register", "general")),
+        ("escalate", Grade.RED, Hazard("assigned", "general"), ("raise_level", "major")),
+        ("escalate", Grade.RED, Hazard("closed", "general"), ("raise_level", "major")),
+        ("escalate", Grade.RED, Hazard("registered", "major"), None),
+        ("escalate", Grade.ORANGE, Hazard("registered", "general"), None),
+        ("deescalate", Grade.ORANGE, Hazard("registered", "major"), None),
+        ("resolve", Grade.NORMAL, Hazard("registered", "major"), None),
+        ("late", Grade.RED, None, None),
+        ("suspect", Grade.RED, None, None),
+    ],
+)
+def test_alert_hazard_policy(
+    action: str, grade: Grade, existing: Hazard | None, expected: tuple[str, str] | None
+) -> None:
+    change = lifecycle.alert_hazard_change(action, grade, existing, alert_id=7)
+    if expected is None:
+        assert change is None
+        return
+    assert change is not None
+    assert (change.action, change.fields["level"]) == expected
+    assert change.data["alert_id"] == 7
+    assert change.state == (existing.state if existing else "registered")
+
+
+def test_levels_of_alerts_follow_the_colours() -> None:
+    assert [lifecycle.level_of_alert(g) for g in Grade] == [None, None, None, "general", "major"]

@@ -21,6 +21,7 @@ from api.routes.sites import CODE
 from api.routes.works import WORKS
 from api.security import AdminDep, ReaderDep
 from hazmon.catalogue import CatalogueError, hazard_kind
+from registry import inventory_store
 from registry.broker import (
     UPSERT_CREDENTIALS_SQL,
     device_username,
@@ -152,22 +153,21 @@ async def create_device(conn: ConnDep, who: AdminDep, body: DeviceCreate) -> Dev
             f"metrics {unknown} are not {kind.code} metrics (known: {', '.join(kind.metrics)})"
         )
     cur = await conn.execute(
-        """INSERT INTO devices (site_id, work_id, code, name, sampling_period_s)
-           VALUES (%(site_id)s, %(work_id)s, %(code)s, %(name)s, %(period)s) RETURNING id""",
+        inventory_store.INSERT_DEVICE,
         {
             "site_id": work["site_id"],
             "work_id": work["id"],
             "code": body.code,
             "name": body.name,
-            "period": body.sampling_period_s,
+            "sampling_period_s": body.sampling_period_s,
         },
     )
     row = await cur.fetchone()
     assert row is not None
     async with conn.cursor() as series:
         await series.executemany(
-            "INSERT INTO series (device_id, metric) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-            [(row["id"], metric) for metric in metrics],
+            inventory_store.ADD_SERIES,
+            [{"device_id": row["id"], "metric": metric} for metric in metrics],
         )
     device = await fetch_one(conn, DEVICES, who, row["id"])
     credentials = await _issue_credentials(conn, device)

@@ -2,8 +2,8 @@
 
 registered → assigned (responsible unit, person, deadline) → rectified → verified by someone
 other than the rectifier (or rejected back to assigned) → closed (销号); major hazards may be
-put under listed supervision (挂牌督办). The rules of the loop are `registry.hazards`; these
-routes load the hazard within the caller's scope, apply one transition and record it.
+put under listed supervision (挂牌督办). The rules of the loop are `registry.lifecycle`, its writes
+`registry.HazardStore`; these routes load the hazard within the caller's scope and apply one action.
 """
 
 from __future__ import annotations
@@ -14,16 +14,22 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.deps import BodyId32, BodyId64, ConnDep, Id64, QueryId32
-from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
+from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.routes.sites import SITES
 from api.security import ReaderDep, RectifierDep, RegulatorDep, SupervisorDep
 from hazmon.auth import Principal
-from registry import Change, Hazard, HazardLevel, HazardState
-from registry import hazards as lifecycle
+from registry import (
+    Change,
+    Hazard,
+    HazardLevel,
+    HazardState,
+    HazardStore,
+    NewHazard,
+    lifecycle,
+)
 
 router = APIRouter(prefix="/hazards", tags=["hazards"])
 
@@ -141,22 +147,6 @@ class HazardEventsPublic(BaseModel):
     count: int
 
 
-async def _record(
-    conn: AsyncConnection[dict[str, Any]], hazard_id: int, change: Change, who: Principal, note: str
-) -> None:
-    await conn.execute(
-        """INSERT INTO hazard_events (hazard_id, action, actor, note, data)
-           VALUES (%(id)s, %(action)s, %(actor)s, %(note)s, %(data)s)""",
-        {
-            "id": hazard_id,
-            "action": change.action,
-            "actor": who.actor,
-            "note": note,
-            "data": Jsonb(dict(change.data)),
-        },
-    )
-
-
 async def _act(
     conn: AsyncConnection[dict[str, Any]],
     who: Principal,
@@ -166,9 +156,7 @@ async def _act(
 ) -> HazardPublic:
     row = await fetch_one(conn, HAZARDS, who, hazard_id, lock="h")
     hazard = Hazard(row["state"], row["level"], row["listed_supervision"], row["rectified_by"])
-    change = transition(hazard)
-    await update_row(conn, "hazards", hazard_id, {"state": change.state, **change.fields})
-    await _record(conn, hazard_id, change, who, note)
+    await HazardStore(conn).apply(hazard_id, transition(hazard), who.actor, note)
     return HazardPublic.model_validate(await fetch_one(conn, HAZARDS, who, hazard_id))
 
 
@@ -235,22 +223,20 @@ async def create_hazard(conn: ConnDep, who: ReaderDep, body: HazardCreate) -> Ha
     check = await cur.fetchone()
     if not (check and check["ok"]):
         raise lifecycle.HazardError("register", "the work or alert is not on this site")
-    cur = await conn.execute(
-        """INSERT INTO hazards (site_id, work_id, alert_id, title, description, level, state,
-                                basis, found_by, found_at)
-           VALUES (%(site_id)s, %(work_id)s, %(alert_id)s, %(title)s, %(description)s,
-                   %(level)s, 'registered', %(basis)s, %(found_by)s, %(found_at)s)
-           RETURNING id""",
-        {
-            **body.model_dump(),
-            "found_by": who.actor,
-            "found_at": body.found_at or datetime.now(UTC),
-        },
+    new = NewHazard(
+        site_id=body.site_id,
+        work_id=body.work_id,
+        alert_id=body.alert_id,
+        title=body.title,
+        description=body.description,
+        basis=body.basis,
+        found_by=who.actor,
+        found_at=body.found_at or datetime.now(UTC),
     )
-    row = await cur.fetchone()
-    assert row is not None
-    await _record(conn, row["id"], Change("register", "registered"), who, body.description)
-    return HazardPublic.model_validate(await fetch_one(conn, HAZARDS, who, row["id"]))
+    hazard_id = await HazardStore(conn).register(
+        new, lifecycle.register(body.level), body.description
+    )
+    return HazardPublic.model_validate(await fetch_one(conn, HAZARDS, who, hazard_id))
 
 
 @router.post("/{hazard_id}/assign", response_model=HazardPublic, summary="下达整改 / assign")

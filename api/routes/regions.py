@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import ConnDep
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.security import AdminDep, ReaderDep
+from registry import inventory_store
 
 router = APIRouter(prefix="/regions", tags=["regions"])
 
@@ -85,11 +86,7 @@ async def get_region(
 )
 async def create_region(conn: ConnDep, who: AdminDep, body: RegionCreate) -> RegionPublic:
     """Add a division; its parent, if given, must exist."""
-    cur = await conn.execute(
-        """INSERT INTO regions (code, name, parent_code)
-           VALUES (%(code)s, %(name)s, %(parent_code)s) RETURNING code, name, parent_code""",
-        body.model_dump(),
-    )
+    cur = await conn.execute(inventory_store.INSERT_REGION, body.model_dump())
     row = await cur.fetchone()
     assert row is not None
     return RegionPublic.model_validate(row)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import ConnDep, Id32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
 from api.security import AdminDep, ReaderDep
+from registry import inventory_store
 
 router = APIRouter(prefix="/sites", tags=["sites"])
 
@@ -102,13 +103,7 @@ async def get_site(conn: ConnDep, who: ReaderDep, site_id: Id32) -> SitePublic:
 @router.post("", response_model=SitePublic, status_code=201, summary="新增工地 / add a site")
 async def create_site(conn: ConnDep, who: AdminDep, body: SiteCreate) -> SitePublic:
     """Register a site."""
-    cur = await conn.execute(
-        """INSERT INTO sites (code, name, region_code, enterprise, address, latitude, longitude)
-           VALUES (%(code)s, %(name)s, %(region_code)s, %(enterprise)s, %(address)s,
-                   %(latitude)s, %(longitude)s)
-           RETURNING id""",
-        body.model_dump(),
-    )
+    cur = await conn.execute(inventory_store.INSERT_SITE, body.model_dump())
     row = await cur.fetchone()
     assert row is not None
     return SitePublic.model_validate(await fetch_one(conn, SITES, who, row["id"]))

@@ -23,6 +23,7 @@ from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging, up
 from api.routes.sites import CODE, SITES
 from api.security import AdminDep, ReaderDep
 from hazmon.catalogue import catalogue
+from registry import inventory_store
 
 router = APIRouter(prefix="/works", tags=["works"])
 
@@ -94,9 +95,7 @@ async def check_design_values(
     """
     overrides: list[rules.Override] = []
     if work_id is not None:
-        cur = await conn.execute(
-            "SELECT metric, rule, params FROM thresholds WHERE work_id = %(w)s", {"w": work_id}
-        )
+        cur = await conn.execute(inventory_store.WORK_OVERRIDES, {"work_id": work_id})
         overrides = [
             rules.Override(r["rule"], r["metric"], r["params"], work_id)
             for r in await cur.fetchall()
@@ -145,9 +144,7 @@ async def create_work(conn: ConnDep, who: AdminDep, body: WorkCreate) -> WorkPub
     await fetch_one(conn, SITES, who, body.site_id)
     await check_design_values(conn, None, body.hazard_kind, body.params)
     cur = await conn.execute(
-        """INSERT INTO works (site_id, code, name, hazard_kind, params)
-           VALUES (%(site_id)s, %(code)s, %(name)s, %(hazard_kind)s, %(params)s) RETURNING id""",
-        {**body.model_dump(), "params": Jsonb(body.params)},
+        inventory_store.INSERT_WORK, {**body.model_dump(), "params": Jsonb(body.params)}
     )
     row = await cur.fetchone()
     assert row is not None

@@ -1,9 +1,12 @@
 """The hazard lifecycle (隐患排查治理闭环) as pure transitions: no I/O, plain values in and out.
 
-    registered ──assign──▶ assigned ──rectify──▶ rectified ──verify──▶ verified ──close──▶ closed
-                              ▲  │ (re-assign)                │
-                              └──┴────────── reject ◀─────────┘
+    register ──▶ registered ──assign──▶ assigned ──rectify──▶ rectified ──verify──▶ verified ──close──▶ closed
+                                          ▲  │ (re-assign)                │
+                                          └──┴────────── reject ◀─────────┘
 
+- register: a hazard found by an inspection, the enterprise's own check or a significant alert
+  enters the loop as `registered`, general (一般隐患) or major (重大事故隐患);
+- raise_level: a general hazard becomes major (its alert escalated to red);
 - assign (整改): a responsible unit, person and a deadline in the future; a hazard may be
   re-assigned (new person or deadline) while rectification is under way;
 - rectify: the responsible side reports the fix; the actor is recorded as the rectifier;
@@ -23,12 +26,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any
 
-HazardState = Literal["registered", "assigned", "rectified", "verified", "closed"]
-HazardLevel = Literal["general", "major"]
-HazardAction = Literal["register", "assign", "rectify", "verify", "reject", "close", "supervise"]
-HAZARD_STATES: tuple[HazardState, ...] = get_args(HazardState)
+from hazmon.vocabulary import HAZARD_STATES, Grade, HazardAction, HazardLevel, HazardState
+
+ENGINE_ACTOR = "hazmon-engine"
+"""Who registers and raises the hazards of alerts (`hazards.found_by`, `hazard_events.actor`)."""
 
 
 class HazardError(ValueError):
@@ -69,6 +72,61 @@ def _require(hazard: Hazard, action: HazardAction, *allowed: HazardState) -> Non
         raise HazardError(
             action, f"the hazard is {hazard.state}, the action needs {' or '.join(allowed)}"
         )
+
+
+def register(level: HazardLevel, **data: Any) -> Change:
+    """A new hazard enters the loop as `registered`, general or major; `data` goes on record."""
+    if level not in ("general", "major"):
+        raise HazardError("register", f"unknown level {level!r}")
+    return Change("register", "registered", {"level": level}, data)
+
+
+def raise_level(hazard: Hazard, **data: Any) -> Change:
+    """Make a general hazard major, in whatever state it is; `data` goes on record."""
+    if hazard.level == "major":
+        raise HazardError("raise_level", "the hazard is major already")
+    return Change("raise_level", hazard.state, {"level": "major"}, {**data, "level": "major"})
+
+
+def level_of_alert(grade: Grade) -> HazardLevel | None:
+    """The hazard an alert of `grade` amounts to, None if it is not one by itself.
+
+    Orange (II) is a general hazard (一般隐患); red (I) a major one (重大事故隐患): deformation
+    beyond the alarm value is among the major-hazard situations of 建质规〔2022〕2号 (e.g. support
+    deformation beyond the design control value), and major hazards go on to listed supervision.
+    Yellow and blue stay alerts: an inspector registers a hazard from them when warranted.
+    """
+    if grade >= Grade.RED:
+        return "major"
+    if grade >= Grade.ORANGE:
+        return "general"
+    return None
+
+
+def alert_hazard_change(
+    action: str, grade_to: Grade, existing: Hazard | None, **data: Any
+) -> Change | None:
+    """What an alert transition does to the hazard registry: one hazard per alert.
+
+    An alert opening or escalating to orange or red registers its hazard; escalating to red
+    raises the existing hazard to major rather than registering a second one. Anything else
+    (de-escalation, resolution, acknowledgement, a late reading) leaves the hazard as it is:
+    only its own loop closes a hazard.
+
+    Args:
+        action: the transition's action.
+        grade_to: the alert's grade after it.
+        existing: the alert's hazard, if it has one.
+        data: what the hazard event records (alert and transition ids, grade).
+    """
+    level = level_of_alert(grade_to)
+    if action not in ("open", "escalate") or level is None:
+        return None
+    if existing is None:
+        return register(level, **data)
+    if level == "major" and existing.level != "major":
+        return raise_level(existing, **data)
+    return None
 
 
 def assign(hazard: Hazard, *, unit: str, person: str, deadline: datetime, now: datetime) -> Change:
