@@ -13,24 +13,13 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.deps import ConnDep, Id64, QueryId32, client
-from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
+from api.query import Filters, Page, fetch_one, fetch_page, paging
+from api.resources import ALERTS
 from api.security import ReaderDep
 from hazmon.vocabulary import Grade
 from registry import alerts
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
-
-ALERTS = Resource(
-    name="alert",
-    columns="a.id, a.series_id, s.id AS site_id, s.code AS site_code, d.code AS device_code, "
-    "se.metric, a.rule, a.grade, a.state, a.opened_at, a.updated_at, a.resolved_at, a.value, "
-    "a.threshold, a.message_zh, a.message_en, a.acknowledged_by, a.acknowledged_at, a.ack_note",
-    source="alerts a JOIN series se ON se.id = a.series_id JOIN devices d ON d.id = se.device_id "
-    "JOIN sites s ON s.id = d.site_id",
-    id_column="a.id",
-    sortable={"opened_at": "a.opened_at", "grade": "a.grade", "id": "a.id"},
-    default_sort="-opened_at",
-)
 
 
 class AlertPublic(BaseModel):

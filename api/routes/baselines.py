@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.deps import ConnDep, Id32, client
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
-from api.routes.series import SERIES
+from api.resources import SERIES
 from api.security import ReaderDep, ThresholdEditorDep
 from registry import alerts
 

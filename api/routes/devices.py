@@ -17,8 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import BodyId32, ConnDep, Id32, QueryId32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
-from api.routes.sites import CODE
-from api.routes.works import WORKS
+from api.resources import CODE, WORKS
 from api.security import AdminDep, ReaderDep
 from hazmon.catalogue import CatalogueError, hazard_kind
 from registry import inventory_store

@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.deps import BodyId32, BodyId64, ConnDep, Id64, QueryId32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
-from api.routes.sites import SITES
+from api.resources import HAZARDS, SITES
 from api.security import ReaderDep, RectifierDep, RegulatorDep, SupervisorDep
 from hazmon.auth import Principal
 from registry import (
@@ -33,18 +33,6 @@ from registry import (
 
 router = APIRouter(prefix="/hazards", tags=["hazards"])
 
-HAZARDS = Resource(
-    name="hazard",
-    columns="h.id, h.site_id, s.code AS site_code, h.work_id, h.alert_id, h.title, "
-    "h.description, h.level, h.state, h.basis, h.found_by, h.found_at, h.responsible_unit, "
-    "h.responsible_person, h.deadline, h.listed_supervision, h.supervising_authority, "
-    "h.rectified_by, h.verified_by, h.closed_at, h.created_at, h.updated_at, "
-    "(h.deadline < now() AND h.state IN ('assigned', 'rectified')) AS overdue",
-    source="hazards h JOIN sites s ON s.id = h.site_id",
-    id_column="h.id",
-    sortable={"id": "h.id", "found_at": "h.found_at", "deadline": "h.deadline", "state": "h.state"},
-    default_sort="-id",
-)
 EVENTS = Resource(
     name="hazard event",
     columns="e.id, e.hazard_id, e.action, e.actor, e.note, e.data, e.at",

@@ -15,22 +15,13 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import AwareDatetime, BaseModel
 
 from api.deps import ConnDep, Id32, QueryId32
-from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
+from api.query import Filters, Page, fetch_one, fetch_page, paging
+from api.resources import SERIES
 from api.security import ReaderDep
 from hazmon.catalogue import catalogue
 
 router = APIRouter(prefix="/series", tags=["series"])
 
-SERIES = Resource(
-    name="series",
-    columns="se.id, se.device_id, d.code AS device_code, d.work_id, w.hazard_kind, "
-    "s.id AS site_id, s.code AS site_code, se.metric, d.sampling_period_s",
-    source="series se JOIN devices d ON d.id = se.device_id JOIN works w ON w.id = d.work_id "
-    "JOIN sites s ON s.id = d.site_id",
-    id_column="se.id",
-    sortable={"id": "se.id", "metric": "se.metric", "device_id": "se.device_id"},
-    default_sort="id",
-)
 MAX_POINTS = 5000
 
 

@@ -9,22 +9,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ConnDep, Id32
-from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
+from api.query import Filters, Page, fetch_one, fetch_page, paging, update_row
+from api.resources import CODE, SITES
 from api.security import AdminDep, ReaderDep
 from registry import inventory_store
 
 router = APIRouter(prefix="/sites", tags=["sites"])
-
-CODE = r"^[A-Za-z0-9_-]{1,64}$"
-SITES = Resource(
-    name="site",
-    columns="s.id, s.code, s.name, s.region_code, s.enterprise, s.address, s.latitude, "
-    "s.longitude, s.created_at, s.updated_at",
-    source="sites s",
-    id_column="s.id",
-    sortable={"id": "s.id", "code": "s.code", "name": "s.name", "region_code": "s.region_code"},
-    default_sort="code",
-)
 
 
 class SiteUpdate(BaseModel):

@@ -10,8 +10,7 @@ from pydantic import BaseModel
 
 from api.deps import ConnDep
 from api.query import Filters, Resource, fetch_groups, fetch_row
-from api.routes.alerts import ALERTS
-from api.routes.hazards import HAZARDS
+from api.resources import ALERTS, HAZARDS
 from api.security import ReaderDep
 from hazmon.auth import Principal
 

@@ -22,8 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 import rules
 from api.deps import BodyId32, BoundedJson, ConnDep, Id32, QueryId32
 from api.query import MAX_LIMIT, Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
-from api.routes.series import SERIES
-from api.routes.works import WORKS
+from api.resources import SERIES, WORKS
 from api.security import ReaderDep, ThresholdEditorDep
 from hazmon.auth import Principal
 from hazmon.catalogue import CatalogueError, catalogue, hazard_kind

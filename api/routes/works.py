@@ -19,23 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 import rules
 from api.deps import BodyId32, BoundedJson, ConnDep, Id32, QueryId32
-from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging, update_row
-from api.routes.sites import CODE, SITES
+from api.query import Filters, Page, fetch_one, fetch_page, paging, update_row
+from api.resources import CODE, SITES, WORKS
 from api.security import AdminDep, ReaderDep
 from hazmon.catalogue import catalogue
 from registry import inventory_store
 
 router = APIRouter(prefix="/works", tags=["works"])
 
-WORKS = Resource(
-    name="work",
-    columns="w.id, w.site_id, s.code AS site_code, w.code, w.name, w.hazard_kind, w.params, "
-    "w.created_at, w.updated_at",
-    source="works w JOIN sites s ON s.id = w.site_id",
-    id_column="w.id",
-    sortable={"id": "w.id", "code": "w.code", "name": "w.name", "hazard_kind": "w.hazard_kind"},
-    default_sort="id",
-)
 _KINDS: list[JsonValue] = [*sorted(catalogue())]
 
 
