@@ -1,23 +1,26 @@
-"""Replay dead letters once the registry is fixed (`hazmon dead-letters replay`).
+"""Replay dead letters once the registry is fixed: the ingest worker's side of a replay request.
 
-Each dead letter not yet replayed is decoded again, exactly as ingest would have decoded it
-when it arrived (same topic, raw bytes and receive time), but against the registry as it is
-now. What decodes is stored through the same idempotent write as live ingest, in one
-transaction with the dead letter's new state:
+`POST /dead-letters/replay` and `hazmon dead-letters replay` queue a request
+(`registry.dead_letters`); the worker takes it between its live batches and works through the
+unreplayed letters (of one reason, or all) in chunks. Each letter is decoded again exactly as it
+was when it arrived (same topic, raw bytes and receive time) but against the registry as it is
+now. What decodes is stored through the same idempotent write as live ingest and graded by the
+worker's own rule engine (readings older than what it graded already are late data), in one
+transaction with the letters' new state and the request's counts:
 
 - fully decoded: `replayed_at` is set and `replay_result` says how many readings were stored;
 - still refused, in whole or in part: `replayed_at` stays empty (a later replay, after a
   further fix, tries again) and `replay_result` gives the current reason and detail. The part
   that did decode is stored already; storing it again later is harmless.
 
-Replayed readings are stored, not graded by the rules: per-series rule state has exactly one
-owner, the ingest worker of the series' site (docs/scaling.md), and a replay is late data by
-nature. The result text says so.
+A worker of a site partition replays the letters of its own sites only (their rule state is
+its); letters naming other sites are left for their worker (docs/scaling.md).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,8 +28,8 @@ from typing import Any
 import numpy as np
 import psycopg
 from numpy.typing import NDArray
+from psycopg.types.json import Jsonb
 
-from hazmon.settings import Settings
 from hazmon.timeutil import to_us
 from hazmon.wire import Reason, parse_topic
 from ingest.decode import Limits, SeriesLookup, decode_telemetry
@@ -35,7 +38,6 @@ from ingest.store import (
     DeviceStatus,
     conflicting_readings,
     copy_idempotent,
-    load_lookup,
     record_device_status,
 )
 
@@ -67,33 +69,110 @@ class _Outcome:
     refused: str | None
 
 
-def replay_dead_letters(
-    conn: psycopg.Connection[Any], settings: Settings, *, reason: str | None = None
-) -> ReplaySummary:
-    """Decode the unreplayed dead letters (of one reason, or all) against the current registry.
+Grader = Callable[[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]], None]
+"""Grades newly stored readings (series id, time µs, value) in the caller's transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRequest:
+    """A queued replay: which letters (a reason, or all), how far it has come, and the letters
+    still refused so far (by current reason)."""
+
+    id: int
+    reason: str | None
+    after_id: int
+    still_refused: Counter[str]
+
+
+def claim_request(conn: psycopg.Connection[Any], worker: str) -> ReplayRequest | None:
+    """Take the oldest pending or running replay request no other worker holds right now (in
+    the caller's transaction, which keeps it locked)."""
+    row = conn.execute(
+        """SELECT id, reason, after_id, still_refused FROM replay_requests
+           WHERE state IN ('pending', 'running') ORDER BY id LIMIT 1
+           FOR UPDATE SKIP LOCKED"""
+    ).fetchone()
+    if row is None:
+        return None
+    conn.execute(
+        """UPDATE replay_requests SET state = 'running', claimed_by = %s,
+               started_at = coalesce(started_at, now())
+           WHERE id = %s""",
+        (worker, row[0]),
+    )
+    return ReplayRequest(int(row[0]), row[1], int(row[2]), Counter(row[3]))
+
+
+def fail_request(conn: psycopg.Connection[Any], request_id: int, error: str) -> None:
+    """Give up a request the worker cannot carry out, with the cause (the caller commits)."""
+    conn.execute(
+        """UPDATE replay_requests SET state = 'failed', error = %s, finished_at = now()
+           WHERE id = %s""",
+        (error[:1000], request_id),
+    )
+
+
+def replay_next_chunk(
+    conn: psycopg.Connection[Any],
+    request: ReplayRequest,
+    *,
+    root: str,
+    limits: Limits,
+    lookup: SeriesLookup,
+    owned_sites: Collection[str],
+    grade: Grader,
+) -> bool:
+    """Replay the next chunk of a claimed request in the caller's transaction; True when the
+    request is done (no letter left after its place).
 
     Args:
-        conn: a connection to the hazmon database (not in a transaction).
-        settings: topic root and payload limits, as the ingest workers use them.
-        reason: only dead letters stored with this reason; None for all.
+        conn: the worker's connection, in the transaction that claimed the request.
+        request: as claimed.
+        root: the topic root.
+        limits: the worker's payload limits.
+        lookup: the worker's registry lookup (its sites).
+        owned_sites: the site codes of the worker's partition; empty: every site.
+        grade: grades the readings this chunk stored for the first time.
     """
-    lookup = load_lookup(conn, frozenset())
-    conn.commit()
-    limits = Limits.from_settings(settings)
+    rows = conn.execute(
+        """SELECT id, topic, payload, received_at FROM dead_letters
+           WHERE replayed_at IS NULL AND id > %s AND (%s::text IS NULL OR reason = %s)
+           ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""",
+        (request.after_id, request.reason, request.reason, CHUNK),
+    ).fetchall()
+    if not rows:
+        conn.execute(
+            "UPDATE replay_requests SET state = 'done', finished_at = now() WHERE id = %s",
+            (request.id,),
+        )
+        return True
+    mine = [r for r in rows if _owned(r[1], root, owned_sites)]
     summary = ReplaySummary()
-    after_id = 0
-    while True:
-        with conn.transaction():
-            rows = conn.execute(
-                """SELECT id, topic, payload, received_at FROM dead_letters
-                   WHERE replayed_at IS NULL AND id > %s AND (%s::text IS NULL OR reason = %s)
-                   ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""",
-                (after_id, reason, reason, CHUNK),
-            ).fetchall()
-            if not rows:
-                return summary
-            after_id = rows[-1][0]
-            _replay_chunk(conn, rows, settings.topic_root, limits, lookup, summary)
+    _replay_chunk(conn, mine, root, limits, lookup, summary, grade)
+    conn.execute(
+        """UPDATE replay_requests SET after_id = %s, replayed = replayed + %s,
+               still_refused = %s, readings_stored = readings_stored + %s,
+               readings_already_stored = readings_already_stored + %s
+           WHERE id = %s""",
+        (
+            int(rows[-1][0]),
+            summary.replayed,
+            Jsonb(dict(request.still_refused + summary.still_refused)),
+            summary.readings_stored,
+            summary.readings_already_stored,
+            request.id,
+        ),
+    )
+    return False
+
+
+def _owned(topic: str, root: str, owned_sites: Collection[str]) -> bool:
+    """Whether a letter is this worker's to replay: every letter, unless the worker owns a
+    partition of sites and the topic names another one."""
+    if not owned_sites:
+        return True
+    address = parse_topic(topic, root)
+    return address is not None and address.site_code in owned_sites
 
 
 def _replay_chunk(
@@ -103,6 +182,7 @@ def _replay_chunk(
     limits: Limits,
     lookup: SeriesLookup,
     summary: ReplaySummary,
+    grade: Grader,
 ) -> None:
     parts: list[tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]] = []
     owners: list[NDArray[np.int64]] = []  # per reading: the index of its letter's outcome
@@ -130,7 +210,7 @@ def _replay_chunk(
                 owners.append(np.full(decoded.count, len(outcomes)))
             stored = f"stored {decoded.count} readings"
             if decoded.rejection is None:
-                result = f"{stored} (not graded: replayed data is late data)"
+                result = f"{stored} and graded (older than the series' newest: as late data)"
                 outcomes.append(_Outcome(letter_id, result, None))
             else:
                 rejection = decoded.rejection
@@ -141,6 +221,8 @@ def _replay_chunk(
     if parts:
         sid, t, v = (np.concatenate(column) for column in zip(*parts, strict=True))
         fresh = copy_idempotent(conn, sid, t, v)
+        if fresh.any():
+            grade(sid[fresh], t[fresh], v[fresh])
         summary.readings_stored += int(fresh.sum())
         summary.readings_already_stored += int(len(fresh) - fresh.sum())
         conflicting = np.concatenate(owners)[conflicting_readings(conn)]

@@ -27,7 +27,7 @@ from hazmon.db import DatabaseError, connect
 from hazmon.settings import Settings
 from hazmon.timeutil import now_us
 from hazmon.wire import Reason, parse_topic, subscription_filters
-from ingest import alerts
+from ingest import alerts, replay
 from ingest.decode import Decoded, Limits, Rejection, SeriesLookup, decode_telemetry
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import Message, MqttSource
@@ -49,6 +49,10 @@ from rules import Batch, Engine
 log = logging.getLogger(__name__)
 
 TICK_INTERVAL_S = 1.0
+REPLAY_CHECK_INTERVAL_S = 0.25
+"""How often an idle worker looks for queued dead-letter replays."""
+REPLAY_BUDGET_S = 0.25
+"""Longest a worker spends on replays between two live batches (then it goes back to them)."""
 ERROR_DETAIL_CHARS = 300
 """How much of an exception's message a dead letter's detail and the log keep."""
 
@@ -196,6 +200,7 @@ class IngestService:
         self._registry_version = -1
         self._next_tick = 0.0
         self._next_refresh = 0.0
+        self._next_replay_check = 0.0
         self._engine_ahead = False
         """The engine graded a batch whose transaction has not committed (yet, or ever)."""
         self.ready = threading.Event()
@@ -250,6 +255,60 @@ class IngestService:
         if now >= self._next_refresh:
             self._refresh_registry(stop)
             self._next_refresh = now + self.settings.registry_refresh_s
+        if now >= self._next_replay_check:
+            self._serve_replays(stop)
+            self._next_replay_check = time.monotonic() + REPLAY_CHECK_INTERVAL_S
+
+    def _serve_replays(self, stop: threading.Event) -> None:
+        """Work on queued dead-letter replays for up to REPLAY_BUDGET_S, chunk by chunk, each in
+        a transaction of its own, between live batches (ingest/replay.py)."""
+        if self._engine is None:
+            return
+        deadline = time.monotonic() + REPLAY_BUDGET_S
+        while time.monotonic() < deadline and not stop.is_set():
+            conn = self._require_connection()
+            request: replay.ReplayRequest | None = None
+            try:
+                with conn.transaction():
+                    request = replay.claim_request(conn, self.settings.mqtt_client_id)
+                    if request is None:
+                        return
+                    done = replay.replay_next_chunk(
+                        conn,
+                        request,
+                        root=self.settings.topic_root,
+                        limits=self._limits,
+                        lookup=self._lookup,
+                        owned_sites=self.settings.partition_sites,
+                        grade=self._grade_replayed,
+                    )
+            except psycopg.OperationalError:
+                self._drop_connection()
+                self._ensure_connection(stop, force_reload=True)
+                return
+            except Exception as exc:  # a replay must not stop ingest; the request says why
+                if request is None:
+                    raise
+                log.exception("replay request failed", extra={"request": request.id})
+                with conn.transaction():
+                    replay.fail_request(conn, request.id, f"{type(exc).__name__}: {exc}")
+                # the engine graded readings of a rolled-back transaction: rebuild it
+                self._load(conn, registry_version(conn))
+                return
+            if done:
+                log.info("replay request done", extra={"request": request.id})
+
+    def _grade_replayed(
+        self,
+        series_id: NDArray[np.int64],
+        time_us: NDArray[np.int64],
+        value: NDArray[np.float64],
+    ) -> None:
+        """Grade readings a replay stored for the first time, as live ones (late where older than
+        what was graded), and record the transitions in the replay's transaction."""
+        assert self._engine is not None
+        conn = self._require_connection()
+        alerts.record(conn, self._engine.evaluate(Batch(series_id, time_us, value), now_us()))
 
     def _collect(self, stop: threading.Event) -> _Batch:
         """Take and decode messages until the batch holds enough readings or is old enough."""

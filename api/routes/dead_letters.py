@@ -2,8 +2,9 @@
 
 Topics name sites but a refused payload may name a site that does not exist, so dead letters
 are not scoped to tenants: only admins see them. Once the registry is fixed (the missing device
-added, the metric configured), `POST /dead-letters/replay` decodes them again with ingest's own
-replay (`ingest.replay_dead_letters`, the same as `hazmon dead-letters replay`).
+added, the metric configured), `POST /dead-letters/replay` queues a replay request that an ingest
+worker carries out (`registry.dead_letters`, the same as `hazmon dead-letters replay`) and waits
+for its result.
 """
 
 from __future__ import annotations
@@ -12,16 +13,14 @@ import base64
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from fastapi.concurrency import run_in_threadpool
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict
 
 from api.deps import ConnDep, Id64, SettingsDep
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.security import AdminDep
-from hazmon.db import connect
 from hazmon.wire import Reason
-from ingest import replay_dead_letters
+from registry import dead_letters
 
 router = APIRouter(prefix="/dead-letters", tags=["dead letters"])
 
@@ -69,7 +68,8 @@ class DeadLetterReplay(BaseModel):
 
 
 class ReplayPublic(BaseModel):
-    """What a replay did. Replayed readings are stored, not graded (they are late data)."""
+    """What a replay did. Replayed readings are stored and graded by the ingest worker that owns
+    their rule state (as late data where older than what it graded)."""
 
     attempted: int
     replayed: int
@@ -117,19 +117,24 @@ async def get_dead_letter(conn: ConnDep, who: AdminDep, letter_id: Id64) -> Dead
 
 
 @router.post("/replay", response_model=ReplayPublic, summary="重放死信 / replay dead letters")
-async def replay(who: AdminDep, settings: SettingsDep, body: DeadLetterReplay) -> ReplayPublic:
+async def replay(
+    conn: ConnDep, who: AdminDep, settings: SettingsDep, body: DeadLetterReplay
+) -> ReplayPublic:
     """Decode the unreplayed dead letters again against the current registry and store what
-    now decodes; the others stay, with the reason they are still refused."""
-
-    def run() -> ReplayPublic:
-        with connect(settings.database_url) as conn:
-            summary = replay_dead_letters(conn, settings, reason=body.reason)
-        return ReplayPublic(
-            attempted=summary.attempted,
-            replayed=summary.replayed,
-            still_refused=dict(summary.still_refused),
-            readings_stored=summary.readings_stored,
-            readings_already_stored=summary.readings_already_stored,
+    now decodes; the others stay, with the reason they are still refused. An ingest worker does
+    it (it owns the rule state, so the readings are graded, as late data where older than what
+    it graded); 503 if none finishes within the statement timeout (the request stays queued)."""
+    request_id = await dead_letters.request_replay(conn, who.actor, body.reason)
+    try:
+        result = await dead_letters.wait_for_replay(
+            conn, request_id, settings.api_statement_timeout_s
         )
-
-    return await run_in_threadpool(run)
+    except dead_letters.ReplayError as exc:
+        raise HTTPException(503, str(exc)) from None
+    return ReplayPublic(
+        attempted=result.attempted,
+        replayed=result.replayed,
+        still_refused=dict(result.still_refused),
+        readings_stored=result.readings_stored,
+        readings_already_stored=result.readings_already_stored,
+    )

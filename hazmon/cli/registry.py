@@ -42,8 +42,14 @@ def cmd_registry_import(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_dead_letters_replay(settings: Settings, args: argparse.Namespace) -> int:
-    """Decode stored dead letters again against the current registry; store what now decodes."""
-    from ingest import Reason, replay_dead_letters
+    """Ask an ingest worker to decode the stored dead letters again against the current registry
+    (it stores and grades what now decodes) and wait for its result."""
+    import asyncio
+
+    import psycopg
+
+    from hazmon.wire import Reason
+    from registry import dead_letters
 
     if args.reason is not None and args.reason not in set(Reason):
         print(
@@ -52,8 +58,18 @@ def cmd_dead_letters_replay(settings: Settings, args: argparse.Namespace) -> int
             file=sys.stderr,
         )
         return 2
-    with connect(settings.database_url) as conn:
-        summary = replay_dead_letters(conn, settings, reason=args.reason)
+
+    async def replay() -> dead_letters.ReplayResult:
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            request_id = await dead_letters.request_replay(conn, args.by, args.reason)
+            print(f"已提交重放请求 / replay request #{request_id} queued; waiting for ingest")
+            return await dead_letters.wait_for_replay(conn, request_id, args.wait_s)
+
+    try:
+        summary = asyncio.run(replay())
+    except dead_letters.ReplayError as exc:
+        print(f"未完成 / not done: {exc}", file=sys.stderr)
+        return 1
     refused = ", ".join(f"{r} {n}" for r, n in sorted(summary.still_refused.items())) or "-"
     print(
         f"死信重放 / dead letters replayed: {summary.replayed} of {summary.attempted}; "
@@ -251,6 +267,8 @@ def add_registry(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def add_dead_letters(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`hazmon dead-letters replay`."""
+    import getpass
+
     dead = sub.add_parser("dead-letters", help="死信 / refused payloads")
     dead_sub = dead.add_subparsers(dest="dead_letters_command", required=True, metavar="ACTION")
     replay = dead_sub.add_parser(
@@ -258,6 +276,17 @@ def add_dead_letters(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         help="按当前登记册重新解码并入库 / decode again against the current registry and store",
     )
     replay.add_argument("--reason", help="只重放此原因 / only dead letters of this reason")
+    replay.add_argument(
+        "--wait-s",
+        type=float,
+        default=120.0,
+        help="等待接入进程完成的秒数 / seconds to wait for an ingest worker to finish it",
+    )
+    replay.add_argument(
+        "--by",
+        default=f"cli:{getpass.getuser()}",
+        help="申请人 / who asks (default cli:<login name>)",
+    )
     replay.set_defaults(func=cmd_dead_letters_replay)
 
 

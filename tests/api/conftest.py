@@ -21,7 +21,7 @@ import pytest
 
 from hazmon.settings import Settings
 from tests.inventories import crane_site, load
-from tests.services import running_api
+from tests.services import running_api, running_ingest
 from tests.tokens import issue
 
 ROLES = ("anonymous", "gateway", "admin", "regulator", "inspector", "enterprise")
@@ -129,7 +129,7 @@ def build_world(db_url: str, tmp_path: Path) -> tuple[dict[str, dict[str, int]],
 
 @pytest.fixture
 def world(settings: Settings, db_url: str, tmp_path: Path) -> Iterator[World]:
-    """The two-tenant world, its tokens, and the API serving it."""
+    """The two-tenant world, its tokens, and the API serving it (with an ingest worker)."""
     ids, extra = build_world(db_url, tmp_path)
     tokens: dict[str, str | None] = {
         "anonymous": None,
@@ -144,5 +144,6 @@ def world(settings: Settings, db_url: str, tmp_path: Path) -> Iterator[World]:
         spare = conn.execute("SELECT max(id) FROM api_tokens").fetchone()
     assert spare is not None
     extra["spare_token"] = int(spare[0])
-    with running_api(settings) as base:
+    # an ingest worker carries out the dead-letter replays the API asks for
+    with running_ingest(settings), running_api(settings) as base:
         yield World(base, db_url, tokens, ids, extra)

@@ -76,7 +76,15 @@ def test_replay_stores_what_the_fixed_registry_accepts_and_keeps_the_rest(
 
     # The registry is fixed: the missing device and the missing site are registered.
     load(db_url, tmp_path, crane_site("S1", "GHOST"), crane_site("S9", "TC7-M"))
+    with running_ingest(settings):
+        _replays(settings, db_url)
 
+    nobody = _replay(settings, "--wait-s", "0.5")
+    assert nobody.returncode == 1, "with no ingest worker the request is queued, not done"
+    assert "stays queued" in nobody.stderr
+
+
+def _replays(settings: Settings, db_url: str) -> None:
     only_device = _replay(settings, "--reason", "unknown_device")
     assert only_device.returncode == 0, only_device.stderr
     assert "replayed: 1 of 1" in only_device.stdout
@@ -105,3 +113,28 @@ def test_replay_stores_what_the_fixed_registry_accepts_and_keeps_the_rest(
     typo = _replay(settings, "--reason", "unknown_devise")
     assert typo.returncode == 2
     assert "unknown reason" in typo.stderr
+
+
+def test_replayed_readings_are_graded_by_the_worker_that_owns_their_rule_state(
+    settings: Settings, db_url: str, tmp_path: Path
+) -> None:
+    load(db_url, tmp_path, crane_site("S1", "TC1-M"))
+    now_ms = int(time.time() * 1000)
+    topic = f"{settings.topic_root}/S1/GHOST/telemetry"
+    overload = json.dumps({"ts": now_ms, "values": {"moment_ratio": 1.05}}).encode()
+    with running_ingest(settings):
+        mosquitto_pub(settings, topic, overload, tmp_path)
+        assert wait_until(lambda: len(_letters(db_url)) == 1, 10)
+    load(db_url, tmp_path, crane_site("S1", "GHOST"))
+    with running_ingest(settings):
+        done = _replay(settings)
+        assert done.returncode == 0, done.stderr
+    with psycopg.connect(db_url) as conn:
+        alerts = conn.execute(
+            """SELECT d.code, a.rule, a.grade FROM alerts a JOIN series se ON se.id = a.series_id
+               JOIN devices d ON d.id = se.device_id"""
+        ).fetchall()
+        requests = conn.execute("SELECT state, claimed_by FROM replay_requests").fetchall()
+    assert ("GHOST", "moment_ratio", 4) in alerts, "the replayed overload was not graded"
+    assert [state for state, _ in requests] == ["done"]
+    assert requests[0][1] == settings.mqtt_client_id
