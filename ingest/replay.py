@@ -28,14 +28,14 @@ from typing import Any
 import numpy as np
 import psycopg
 from numpy.typing import NDArray
-from psycopg.types.json import Jsonb
 
 from hazmon.timeutil import to_us
 from hazmon.wire import Reason, parse_topic
+from ingest import store
 from ingest.decode import Limits, SeriesLookup, decode_telemetry
+from ingest.records import DeviceStatus, ReplayRequest
 from ingest.status import parse_status
 from ingest.store import (
-    DeviceStatus,
     conflicting_readings,
     copy_idempotent,
     record_device_status,
@@ -73,45 +73,6 @@ Grader = Callable[[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]], N
 """Grades newly stored readings (series id, time µs, value) in the caller's transaction."""
 
 
-@dataclass(frozen=True, slots=True)
-class ReplayRequest:
-    """A queued replay: which letters (a reason, or all), how far it has come, and the letters
-    still refused so far (by current reason)."""
-
-    id: int
-    reason: str | None
-    after_id: int
-    still_refused: Counter[str]
-
-
-def claim_request(conn: psycopg.Connection[Any], worker: str) -> ReplayRequest | None:
-    """Take the oldest pending or running replay request no other worker holds right now (in
-    the caller's transaction, which keeps it locked)."""
-    row = conn.execute(
-        """SELECT id, reason, after_id, still_refused FROM replay_requests
-           WHERE state IN ('pending', 'running') ORDER BY id LIMIT 1
-           FOR UPDATE SKIP LOCKED"""
-    ).fetchone()
-    if row is None:
-        return None
-    conn.execute(
-        """UPDATE replay_requests SET state = 'running', claimed_by = %s,
-               started_at = coalesce(started_at, now())
-           WHERE id = %s""",
-        (worker, row[0]),
-    )
-    return ReplayRequest(int(row[0]), row[1], int(row[2]), Counter(row[3]))
-
-
-def fail_request(conn: psycopg.Connection[Any], request_id: int, error: str) -> None:
-    """Give up a request the worker cannot carry out, with the cause (the caller commits)."""
-    conn.execute(
-        """UPDATE replay_requests SET state = 'failed', error = %s, finished_at = now()
-           WHERE id = %s""",
-        (error[:1000], request_id),
-    )
-
-
 def replay_next_chunk(
     conn: psycopg.Connection[Any],
     request: ReplayRequest,
@@ -134,34 +95,21 @@ def replay_next_chunk(
         owned_sites: the site codes of the worker's partition; empty: every site.
         grade: grades the readings this chunk stored for the first time.
     """
-    rows = conn.execute(
-        """SELECT id, topic, payload, received_at FROM dead_letters
-           WHERE replayed_at IS NULL AND id > %s AND (%s::text IS NULL OR reason = %s)
-           ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""",
-        (request.after_id, request.reason, request.reason, CHUNK),
-    ).fetchall()
+    rows = store.unreplayed_letters(conn, request.after_id, request.reason, CHUNK)
     if not rows:
-        conn.execute(
-            "UPDATE replay_requests SET state = 'done', finished_at = now() WHERE id = %s",
-            (request.id,),
-        )
+        store.finish_replay_request(conn, request.id)
         return True
     mine = [r for r in rows if _owned(r[1], root, owned_sites)]
     summary = ReplaySummary()
     _replay_chunk(conn, mine, root, limits, lookup, summary, grade)
-    conn.execute(
-        """UPDATE replay_requests SET after_id = %s, replayed = replayed + %s,
-               still_refused = %s, readings_stored = readings_stored + %s,
-               readings_already_stored = readings_already_stored + %s
-           WHERE id = %s""",
-        (
-            int(rows[-1][0]),
-            summary.replayed,
-            Jsonb(dict(request.still_refused + summary.still_refused)),
-            summary.readings_stored,
-            summary.readings_already_stored,
-            request.id,
-        ),
+    store.advance_replay_request(
+        conn,
+        request,
+        after_id=int(rows[-1][0]),
+        replayed=summary.replayed,
+        still_refused=request.still_refused + summary.still_refused,
+        readings_stored=summary.readings_stored,
+        readings_already_stored=summary.readings_already_stored,
     )
     return False
 
@@ -234,13 +182,9 @@ def _replay_chunk(
             )
             outcomes[index] = _Outcome(letter_id, result, Reason.DUPLICATE_CONFLICT)
     record_device_status(conn, statuses)
-    with conn.cursor() as cur:
-        cur.executemany(
-            """UPDATE dead_letters SET replay_result = %s,
-                   replayed_at = CASE WHEN %s THEN now() END
-               WHERE id = %s""",
-            [(o.result, o.refused is None, o.letter_id) for o in outcomes],
-        )
+    store.record_replay_results(
+        conn, [(o.letter_id, o.result, o.refused is None) for o in outcomes]
+    )
     for outcome in outcomes:
         if outcome.refused is None:
             summary.replayed += 1

@@ -27,14 +27,13 @@ from hazmon.db import DatabaseError, connect
 from hazmon.settings import Settings
 from hazmon.timeutil import now_us
 from hazmon.wire import Reason, parse_topic, subscription_filters
-from ingest import alerts, replay
+from ingest import alerts, replay, store
 from ingest.decode import Decoded, Limits, Rejection, SeriesLookup, decode_telemetry
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import Message, MqttSource
+from ingest.records import DeadLetter, DeviceStatus, ReplayRequest
 from ingest.status import parse_status
 from ingest.store import (
-    DeadLetter,
-    DeviceStatus,
     DuplicateReadingError,
     conflicting_readings,
     copy_direct,
@@ -267,10 +266,10 @@ class IngestService:
         deadline = time.monotonic() + REPLAY_BUDGET_S
         while time.monotonic() < deadline and not stop.is_set():
             conn = self._require_connection()
-            request: replay.ReplayRequest | None = None
+            request: ReplayRequest | None = None
             try:
                 with conn.transaction():
-                    request = replay.claim_request(conn, self.settings.mqtt_client_id)
+                    request = store.claim_replay_request(conn, self.settings.mqtt_client_id)
                     if request is None:
                         return
                     done = replay.replay_next_chunk(
@@ -291,7 +290,7 @@ class IngestService:
                     raise
                 log.exception("replay request failed", extra={"request": request.id})
                 with conn.transaction():
-                    replay.fail_request(conn, request.id, f"{type(exc).__name__}: {exc}")
+                    store.fail_replay_request(conn, request.id, f"{type(exc).__name__}: {exc}")
                 # the engine graded readings of a rolled-back transaction: rebuild it
                 self._load(conn, registry_version(conn))
                 return

@@ -18,7 +18,7 @@ from ingest.decode import (
     load_json,
     time_window_rejection,
 )
-from ingest.store import DeviceStatus
+from ingest.records import DeviceStatus
 
 _WORDS = {"online": True, "offline": False, "1": True, "0": False}
 

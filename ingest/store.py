@@ -1,44 +1,24 @@
-"""The one module that talks SQL for ingest: the registry lookup and idempotent batch writes."""
+"""The SQL of ingest's data: the registry lookup, idempotent batch writes, dead letters, device
+status and the replay requests (the rule state's SQL is ingest/alerts.py)."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import psycopg
 from numpy.typing import NDArray
+from psycopg.types.json import Jsonb
 
 from hazmon.catalogue import catalogue
 from hazmon.timeutil import to_datetime
 from ingest.decode import DeviceSeries, SeriesLookup
+from ingest.records import DeadLetter, DeviceStatus, ReplayRequest
 
 _EPOCH_TO_PG_US = 946_684_800_000_000  # 2000-01-01 (PostgreSQL's epoch) in Unix microseconds
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A payload refused in whole or in part, kept with its raw bytes."""
-
-    topic: str
-    reason: str
-    detail: str
-    payload: bytes
-    received_us: int
-    redelivered: bool = False
-    """Seen before (MQTT DUP flag, or a retried commit): stored only if not stored already."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceStatus:
-    """An online/offline report from a gateway's status topic (or its last will)."""
-
-    site_code: str
-    device_code: str
-    online: bool
-    at_us: int
 
 
 def registry_version(conn: psycopg.Connection[Any]) -> int:
@@ -256,4 +236,100 @@ def record_device_status(conn: psycopg.Connection[Any], reports: Sequence[Device
                SET online = EXCLUDED.online, changed_at = EXCLUDED.changed_at
                WHERE device_status.changed_at <= EXCLUDED.changed_at""",
             [(r.online, to_datetime(r.at_us), r.site_code, r.device_code) for r in reports],
+        )
+
+
+# --- dead-letter replay requests (ingest/replay.py) ----------------------------------------
+
+
+def claim_replay_request(conn: psycopg.Connection[Any], worker: str) -> ReplayRequest | None:
+    """Take the oldest pending or running replay request no other worker holds right now (in
+    the caller's transaction, which keeps it locked)."""
+    row = conn.execute(
+        """SELECT id, reason, after_id, still_refused FROM replay_requests
+           WHERE state IN ('pending', 'running') ORDER BY id LIMIT 1
+           FOR UPDATE SKIP LOCKED"""
+    ).fetchone()
+    if row is None:
+        return None
+    conn.execute(
+        """UPDATE replay_requests SET state = 'running', claimed_by = %s,
+               started_at = coalesce(started_at, now())
+           WHERE id = %s""",
+        (worker, row[0]),
+    )
+    return ReplayRequest(int(row[0]), row[1], int(row[2]), Counter(row[3]))
+
+
+def fail_replay_request(conn: psycopg.Connection[Any], request_id: int, error: str) -> None:
+    """Give up a request the worker cannot carry out, with the cause (the caller commits)."""
+    conn.execute(
+        """UPDATE replay_requests SET state = 'failed', error = %s, finished_at = now()
+           WHERE id = %s""",
+        (error[:1000], request_id),
+    )
+
+
+def finish_replay_request(conn: psycopg.Connection[Any], request_id: int) -> None:
+    """Mark a request done: no letter is left after its place."""
+    conn.execute(
+        "UPDATE replay_requests SET state = 'done', finished_at = now() WHERE id = %s",
+        (request_id,),
+    )
+
+
+def advance_replay_request(
+    conn: psycopg.Connection[Any],
+    request: ReplayRequest,
+    *,
+    after_id: int,
+    replayed: int,
+    still_refused: Counter[str],
+    readings_stored: int,
+    readings_already_stored: int,
+) -> None:
+    """Move a request's place past a chunk and add the chunk's counts (`still_refused` is the
+    new total)."""
+    conn.execute(
+        """UPDATE replay_requests SET after_id = %s, replayed = replayed + %s,
+               still_refused = %s, readings_stored = readings_stored + %s,
+               readings_already_stored = readings_already_stored + %s
+           WHERE id = %s""",
+        (
+            after_id,
+            replayed,
+            Jsonb(dict(still_refused)),
+            readings_stored,
+            readings_already_stored,
+            request.id,
+        ),
+    )
+
+
+def unreplayed_letters(
+    conn: psycopg.Connection[Any], after_id: int, reason: str | None, limit: int
+) -> list[tuple[int, str, bytes, datetime]]:
+    """The next dead letters not replayed yet (of one reason, or all), locked for the caller."""
+    rows = conn.execute(
+        """SELECT id, topic, payload, received_at FROM dead_letters
+           WHERE replayed_at IS NULL AND id > %s AND (%s::text IS NULL OR reason = %s)
+           ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED""",
+        (after_id, reason, reason, limit),
+    ).fetchall()
+    return [(int(r[0]), str(r[1]), bytes(r[2]), r[3]) for r in rows]
+
+
+def record_replay_results(
+    conn: psycopg.Connection[Any], results: Sequence[tuple[int, str, bool]]
+) -> None:
+    """Each replayed letter's result text (letter id, text, fully stored?); a fully stored one
+    is marked replayed, the others stay replayable."""
+    if not results:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            """UPDATE dead_letters SET replay_result = %s,
+                   replayed_at = CASE WHEN %s THEN now() END
+               WHERE id = %s""",
+            [(text, done, letter_id) for letter_id, text, done in results],
         )

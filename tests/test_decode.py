@@ -21,8 +21,8 @@ from ingest.decode import (
     decode_telemetry,
     nesting_depth,
 )
+from ingest.records import DeviceStatus
 from ingest.status import parse_status
-from ingest.store import DeviceStatus
 
 NOW_US = 1_790_000_000_000_000
 NOW_MS = NOW_US // 1000
