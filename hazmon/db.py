@@ -7,7 +7,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool
 
 
 class DatabaseError(Exception):
@@ -67,15 +67,6 @@ def drop_database(url: str) -> None:
         conn.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
-
-
-def sync_pool(
-    url: str, *, min_size: int = 1, max_size: int = 4, name: str = "hazmon"
-) -> ConnectionPool:
-    """A closed synchronous pool; open it with `with pool:` in the owning service."""
-    return ConnectionPool(
-        url, min_size=min_size, max_size=max_size, open=False, name=name, timeout=30
-    )
 
 
 def async_pool(
