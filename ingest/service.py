@@ -164,6 +164,19 @@ def _describe(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
+def _log_last_resort(what: str, reason: Reason, m: Message, exc: Exception) -> None:
+    """One structured error line for a message a last resort dead-lettered (no payload dump)."""
+    log.error(
+        f"{what}; dead-lettered",
+        extra={
+            "reason": reason.value,
+            "topic": m.topic[:200],
+            "payload_bytes": len(m.payload),
+            "error": _describe(exc),
+        },
+    )
+
+
 def subscriptions(settings: Settings) -> list[str]:
     """Topic filters of this worker: every site, or only the sites of its partition."""
     return subscription_filters(settings.topic_root, settings.partition_sites)
@@ -344,15 +357,7 @@ class IngestService:
             outcome = self._decode(m)
         except Exception as exc:  # the last resort: no message may stop ingest
             outcome = Rejection(Reason.DECODE_FAILED, f"decoding raised {_describe(exc)}")
-            log.error(
-                "message could not be decoded; dead-lettered",
-                extra={
-                    "reason": Reason.DECODE_FAILED.value,
-                    "topic": m.topic[:200],
-                    "payload_bytes": len(m.payload),
-                    "error": _describe(exc),
-                },
-            )
+            _log_last_resort("message could not be decoded", Reason.DECODE_FAILED, m, exc)
         batch.add(m, outcome)
 
     def _decode(self, m: Message) -> Decoded | DeviceStatus | Rejection:
@@ -463,15 +468,7 @@ class IngestService:
         """Dead-letter the one message of a batch that the database refuses to store."""
         m = batch.messages[index]
         detail = f"the database refused this message: {_describe(exc)}"
-        log.error(
-            "message could not be stored; dead-lettered",
-            extra={
-                "reason": Reason.STORE_FAILED.value,
-                "topic": m.topic[:200],
-                "payload_bytes": len(m.payload),
-                "error": _describe(exc),
-            },
-        )
+        _log_last_resort("message could not be stored", Reason.STORE_FAILED, m, exc)
         alone = _Batch(retried=batch.retried)
         alone.messages.append(m)
         alone.dead_letters.append(

@@ -30,6 +30,26 @@ def crane_site(site: str = "S1", device: str = "TC1-M", region: str = "420106") 
     }
 
 
+def pit_site(
+    site: str = "P1", device: str = "W1", metrics: tuple[str, ...] = ("top_disp_h_mm",)
+) -> dict[str, Any]:
+    """One site with a grade-1 deep excavation 12 m deep and one monitoring point."""
+    return {
+        "code": site,
+        "name": f"测试基坑工地 {site}",
+        "region_code": "420106",
+        "works": [
+            {
+                "code": "PIT1",
+                "name": "1号基坑",
+                "hazard_kind": "excavation",
+                "params": {"pit_grade": 1, "design_depth_m": 12},
+                "devices": [{"code": device, "metrics": list(metrics), "sampling_period_s": 60}],
+            }
+        ],
+    }
+
+
 def load(db_url: str, tmp_path: Path, *sites: dict[str, Any]) -> None:
     """Write an inventory of `sites` to a JSON file and import it."""
     path = tmp_path / "inventory.json"

@@ -14,7 +14,7 @@ import pytest
 
 from hazmon.settings import Settings
 from tests.conftest import wait_until
-from tests.inventories import crane_site, load
+from tests.inventories import crane_site, load, pit_site
 from tests.services import mosquitto_pub, running_ingest
 
 GOOD = {"rated_load_t": 8, "rated_moment_tm": 160}
@@ -118,21 +118,7 @@ def test_a_work_that_cannot_be_resolved_is_isolated_and_the_others_graded(
 def test_an_idle_ingest_never_reloads_its_registry(
     settings: Settings, db_url: str, tmp_path: Path
 ) -> None:
-    pit = {
-        "code": "P1",
-        "name": "测试基坑工地",
-        "region_code": "420106",
-        "works": [
-            {
-                "code": "PIT1",
-                "name": "1号基坑",
-                "hazard_kind": "excavation",
-                "params": {"pit_grade": 1, "design_depth_m": 12},
-                "devices": [{"code": "W1", "metrics": ["top_disp_h_mm", "settlement_mm"]}],
-            }
-        ],
-    }
-    load(db_url, tmp_path, pit)
+    load(db_url, tmp_path, pit_site(metrics=("top_disp_h_mm", "settlement_mm")))
     now_ms = int(time.time() * 1000)
     # Readings stored before ingest starts: loading the engine pins their initial baselines.
     with psycopg.connect(db_url) as conn:

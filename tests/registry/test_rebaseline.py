@@ -17,24 +17,9 @@ import psycopg
 
 from hazmon.settings import Settings
 from tests.conftest import wait_until
-from tests.inventories import load
+from tests.inventories import load, pit_site
 from tests.services import mosquitto_pub, running_api, running_ingest
 from tests.tokens import bearer, issue
-
-PIT = {
-    "code": "P1",
-    "name": "测试基坑工地",
-    "region_code": "420106",
-    "works": [
-        {
-            "code": "PIT1",
-            "name": "1号基坑",
-            "hazard_kind": "excavation",
-            "params": {"pit_grade": 1, "design_depth_m": 12},
-            "devices": [{"code": "W1", "metrics": ["top_disp_h_mm"], "sampling_period_s": 60}],
-        }
-    ],
-}
 
 
 def _query(db_url: str, sql: str) -> list[tuple[Any, ...]]:
@@ -51,7 +36,7 @@ def _publish(settings: Settings, tmp_path: Path, ts: datetime, value_mm: float) 
 def test_a_rebaseline_through_the_api_is_recorded_audited_and_graded_against(
     settings: Settings, db_url: str, tmp_path: Path
 ) -> None:
-    load(db_url, tmp_path, PIT)
+    load(db_url, tmp_path, pit_site())
     now = datetime.now(UTC).replace(microsecond=0)
     with (
         running_ingest(settings) as service,
@@ -94,7 +79,7 @@ def test_a_rebaseline_through_the_api_is_recorded_audited_and_graded_against(
 
 
 def test_the_cli_rebaselines_too_and_refuses_bad_input(db_url: str, tmp_path: Path) -> None:
-    load(db_url, tmp_path, PIT)
+    load(db_url, tmp_path, pit_site())
     series_id = _query(db_url, "SELECT id FROM series")[0][0]
 
     def hazmon(*args: str) -> subprocess.CompletedProcess[str]:
