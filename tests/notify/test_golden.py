@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from notify import build_request
+from notify import Notification, build_request
 from tests.alerts import open_alert, transition
 from tests.inventories import crane_site, load
 from tests.notify import legacy
@@ -133,8 +133,10 @@ KINDS = ("generic", "wecom", "dingtalk", "feishu")
 def _request(
     kind: str, url: str, secret: str | None, payload: dict[str, Any], now_ms: int
 ) -> tuple[str, list[tuple[str, str]], bytes]:
-    """Today's request through the public surface, as (URL, headers in order, body)."""
-    request = build_request(kind, url, secret, payload, now_ms)  # type: ignore[arg-type]
+    """Today's request through the public surface (the payload parsed, as at claim), as
+    (URL, headers in order, body)."""
+    notification = Notification.from_payload(payload)
+    request = build_request(kind, url, secret, notification, now_ms)  # type: ignore[arg-type]
     return request.url, list(request.headers.items()), request.body
 
 
