@@ -183,8 +183,8 @@ class Delivery:
     """A claimed outbox row: its notification for one subscription, and the lease on it.
 
     `attempts` counts the deliveries tried before this claim; `leased_until` is the row's
-    `next_attempt_at` as the claim set it, which `notify.outbox` compares to know the row is
-    still this notifier's.
+    `next_attempt_at` as the claim (or the last renewal) set it, which `notify.outbox` compares to
+    know the row is still this notifier's.
     """
 
     outbox_id: int

@@ -6,7 +6,8 @@ or an outcome is on record before the next network wait.
 A row is pending while `delivered_at` and `failed_at` are both NULL. Claiming pushes its
 `next_attempt_at` past the lease under `FOR UPDATE SKIP LOCKED`: several notifiers can run side by
 side, and one that dies mid-delivery only delays its rows. That `next_attempt_at` is the lease's
-token: a row put back for later is updated only while it still carries it.
+token: `renew` before each send succeeds only while the row still carries it, so a row whose
+lease ran out and was claimed by another notifier is skipped rather than sent twice at once.
 
 A row is failed for good (`failed_at`, migration 0012) when its payload is not a notification
 (`last_error` says why; it is never retried) or when the policy gives up on it. To retry such a
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 import psycopg
@@ -37,6 +39,12 @@ RETURNING o.id, o.attempts, o.next_attempt_at, w.id, w.kind, w.url, w.secret, o.
 """
 _INVALID_SQL = """
 UPDATE outbox SET failed_at = now(), last_error = %(error)s WHERE id = %(id)s
+"""
+_RENEW_SQL = """
+UPDATE outbox SET next_attempt_at = now() + make_interval(secs => %(lease_s)s)
+WHERE id = %(id)s AND next_attempt_at = %(token)s
+  AND delivered_at IS NULL AND failed_at IS NULL
+RETURNING next_attempt_at
 """
 _HOLD_SQL = """
 UPDATE outbox SET next_attempt_at = now() + make_interval(secs => %(delay_s)s)
@@ -106,6 +114,25 @@ def claim(conn: psycopg.Connection[Any], *, lease_s: float, limit: int) -> Claim
                 continue
             due.append(Delivery(outbox_id, attempts, token, subscription, notification))
     return Claim(tuple(due), tuple(invalid))
+
+
+def renew(conn: psycopg.Connection[Any], delivery: Delivery, *, lease_s: float) -> Delivery | None:
+    """Extend the lease on a claimed row before sending it; None if it is no longer ours (the
+    lease ran out and another notifier claimed it, or it was settled meanwhile)."""
+    with conn.transaction():
+        row = conn.execute(
+            _RENEW_SQL,
+            {"id": delivery.outbox_id, "token": delivery.leased_until, "lease_s": lease_s},
+        ).fetchone()
+    if row is None:
+        return None
+    return Delivery(
+        delivery.outbox_id,
+        delivery.attempts,
+        cast(datetime, row[0]),
+        delivery.subscription,
+        delivery.notification,
+    )
 
 
 def hold(conn: psycopg.Connection[Any], held: Sequence[tuple[Delivery, float]]) -> None:

@@ -58,8 +58,8 @@ class RetryPolicy:
     @property
     def lease_s(self) -> float:
         """How long a claimed row stays this notifier's, s: one request's worst case (connect,
-        write and read, each up to `timeout_s`); a notifier that dies only delays its rows by this
-        much."""
+        write and read, each up to `timeout_s`). The notifier renews it before each send, so a
+        long batch never outlives it; a notifier that dies only delays its rows by this much."""
         return 3 * self.timeout_s
 
     def delay_s(self, failures: int, draw: float) -> float:

@@ -91,7 +91,11 @@ class Notifier:
             )
         plan = self._planner(claimed.due, time.time())
         outbox.hold(conn, plan.later)
-        for leased in plan.send:
+        for delivery in plan.send:
+            leased = outbox.renew(conn, delivery, lease_s=policy.lease_s)
+            if leased is None:
+                log.info("lease lost, not sending", extra={"outbox_id": delivery.outbox_id})
+                continue
             error = self._send(http, leased)
             failures = leased.attempts + 1
             retry_in_s = None if error is None else policy.retry_in_s(failures, self._rng.random())

@@ -1,5 +1,5 @@
 """The outbox against the real database: bad payloads settled once, giving up, the planner's
-`later`, and notifiers side by side never sending a row twice."""
+`later`, and notifiers side by side never sending a row twice at once."""
 
 from __future__ import annotations
 
@@ -168,3 +168,32 @@ def test_two_notifiers_share_the_outbox_without_sending_a_row_twice(
         ).fetchone()
     assert undelivered == (0,)
     _assert_each_sent_once_and_never_concurrently(receiver.requests, count)
+
+
+def test_a_row_whose_lease_ran_out_mid_batch_is_sent_by_one_notifier_only(
+    db_url: str, tmp_path: Path
+) -> None:
+    # A claims every row with a lease of 1.5 s but needs about 2 s to send them all; B, claiming
+    # one row at a time, takes over the rows whose lease ran out. A, renewing each lease before
+    # sending, finds those taken and skips them.
+    load(db_url, tmp_path, crane_site("S1"))
+    count = 40
+    slow = Notifier(
+        db_url, policy=RetryPolicy(timeout_s=0.5, batch=count), registry=CollectorRegistry()
+    )
+    quick_registry = CollectorRegistry()
+    quick = Notifier(db_url, policy=RetryPolicy(timeout_s=0.5, batch=1), registry=quick_registry)
+    with receiving(delay_s=0.05) as receiver, psycopg.connect(db_url, autocommit=True) as conn:
+        _enqueue(conn, subscribe(conn, "generic", receiver.url), count)
+
+        def all_leased() -> bool:
+            row = conn.execute("SELECT bool_and(next_attempt_at > now()) FROM outbox").fetchone()
+            return bool(row and row[0])
+
+        with ThreadRunner(lambda stop: slow.run(stop, poll_interval_s=0.01), "notify-slow"):
+            assert wait_until(all_leased, 10, interval_s=0.005)
+            with ThreadRunner(lambda stop: quick.run(stop, poll_interval_s=0.01), "notify-b"):
+                assert wait_until(lambda: len(receiver.requests) >= count, 30)
+                threading.Event().wait(0.3)
+    _assert_each_sent_once_and_never_concurrently(receiver.requests, count)
+    assert deliveries(quick_registry).get(("generic", "ok"), 0) > 0, "B never took a row over"
