@@ -106,6 +106,8 @@ def accepted(kind: WebhookKind, status: int, body: bytes) -> str | None:
     try:
         answer = json.loads(body or b"{}")
     except ValueError:
+        answer = None
+    if not isinstance(answer, dict):  # a JSON array or scalar is no robot's answer either
         return f"unreadable answer: {body[:200].decode('utf-8', 'replace')}"
     code = answer.get("errcode", answer.get("code", answer.get("StatusCode", 0)))
     if code not in (0, "0"):
