@@ -1,4 +1,4 @@
-"""Webhook request bodies and signatures for each kind of receiver; pure, no I/O.
+"""Webhook request bodies and signatures for each kind of receiver, from a `Notification`; pure.
 
 - generic: the alert as JSON, signed with HMAC-SHA256 over `"{timestamp}.{body}"` in
   `X-Hazmon-Signature: sha256=<hex>` with `X-Hazmon-Timestamp` (receivers reject stale stamps).
@@ -16,26 +16,11 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
-WebhookKind = Literal["generic", "wecom", "dingtalk", "feishu"]
-
-GRADE_LABELS = {
-    1: ("蓝色预警（IV级）", "BLUE (IV)"),
-    2: ("黄色预警（III级）", "YELLOW (III)"),
-    3: ("橙色预警（II级）", "ORANGE (II)"),
-    4: ("红色预警（I级）", "RED (I)"),
-}
-ACTION_LABELS = {
-    "open": ("新报警", "opened"),
-    "escalate": ("升级", "escalated"),
-    "deescalate": ("降级", "de-escalated"),
-    "resolve": ("已恢复", "resolved"),
-    "acknowledge": ("已确认", "acknowledged"),
-    "suspect": ("传感器疑似故障", "sensor suspect"),
-    "late": ("补传数据超限", "late readings over the limit"),
-}
+from hazmon.vocabulary import ACTION_LABELS, WebhookKind
+from notify.notification import Notification
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,31 +32,35 @@ class WebhookRequest:
     body: bytes
 
 
-def alert_text(payload: dict[str, Any]) -> tuple[str, str]:
+def alert_text(notification: Notification) -> tuple[str, str]:
     """A title and a bilingual text (Chinese first, English beside) for an alert transition."""
-    grade_zh, grade_en = GRADE_LABELS.get(int(payload.get("grade", 0)), ("预警", "ALERT"))
-    action = str(payload.get("action", ""))
-    action_zh, action_en = ACTION_LABELS.get(action, (action, action))
-    where = (
-        f"{payload.get('site_name', '')} {payload.get('site_code')}/{payload.get('device_code')}"
-    )
-    title = f"【{grade_zh} {action_zh}】{where}"
+    n = notification
+    action_zh, action_en = ACTION_LABELS[n.action]
+    title = f"【{n.grade.warning_zh} {action_zh}】{n.site_name} {n.site_code}/{n.device_code}"
     text = (
-        f"{title}\n[{grade_en} {action_en}]\n"
-        f"{payload.get('message_zh', '')}\n{payload.get('message_en', '')}\n"
-        f"时间 / at: {payload.get('reading_at', '')}"
+        f"{title}\n[{n.grade.label_en.upper()} {action_en}]\n"
+        f"{n.message_zh}\n{n.message_en}\n"
+        f"时间 / at: {n.reading_at}"
     )
     return title, text
 
 
 def build_request(
-    kind: WebhookKind, url: str, secret: str | None, payload: dict[str, Any], now_ms: int
+    kind: WebhookKind, url: str, secret: str | None, notification: Notification, now_ms: int
 ) -> WebhookRequest:
-    """The HTTP request delivering `payload` to a receiver of this kind."""
-    title, text = alert_text(payload)
+    """The HTTP request delivering `notification` to a receiver of this kind.
+
+    Args:
+        kind: the receiver's kind.
+        url: the subscription's URL (DingTalk's signature is appended to its query).
+        secret: the signing secret, or None to send unsigned.
+        notification: what to say.
+        now_ms: the time of sending, in ms since the epoch (the signatures' timestamp).
+    """
+    title, text = alert_text(notification)
     headers = {"Content-Type": "application/json; charset=utf-8"}
     if kind == "generic":
-        body = _dumps({**payload, "title": title, "text": text})
+        body = _dumps({**notification.to_payload(), "title": title, "text": text})
         if secret:
             stamp = str(now_ms // 1000)
             headers["X-Hazmon-Timestamp"] = stamp
@@ -117,6 +106,8 @@ def accepted(kind: WebhookKind, status: int, body: bytes) -> str | None:
     try:
         answer = json.loads(body or b"{}")
     except ValueError:
+        answer = None
+    if not isinstance(answer, dict):  # a JSON array or scalar is no robot's answer either
         return f"unreadable answer: {body[:200].decode('utf-8', 'replace')}"
     code = answer.get("errcode", answer.get("code", answer.get("StatusCode", 0)))
     if code not in (0, "0"):
