@@ -127,6 +127,6 @@ class Notifier:
         )
         try:
             response = http.post(request.url, content=request.body, headers=request.headers)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # a bad stored URL fails its rows only
             return f"{type(exc).__name__}: {exc}"
         return accepted(target.kind, response.status_code, response.content)
