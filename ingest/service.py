@@ -122,9 +122,12 @@ class IngestService:
             max_pending=settings.max_pending_messages,
             session_expiry_s=settings.mqtt_session_expiry_s,
             keepalive_s=settings.mqtt_keepalive_s,
+            max_pending_bytes=settings.max_pending_bytes,
+            max_payload_bytes=settings.max_payload_bytes,
         )
         # Read at scrape time, so it is right while the writer is stuck on a slow database.
         metrics.pending_messages.set_function(lambda: self.source.pending)
+        metrics.pending_bytes.set_function(lambda: self.source.pending_bytes)
         self._conn: psycopg.Connection[Any] | None = None
         self._lookup = SeriesLookup.empty()
         self._engine: Engine | None = None
@@ -214,7 +217,7 @@ class IngestService:
         root = self.settings.topic_root
         address = parse_topic(m.topic, root)
         if address is not None and address.channel == "telemetry":
-            decoded = decode_telemetry(
+            decoded = m.too_large or decode_telemetry(
                 address, m.payload, m.received_us, self._limits, self._lookup
             )
             if decoded.count:
