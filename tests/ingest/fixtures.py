@@ -502,7 +502,11 @@ class IngestProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> IngestProcess:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.kill()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
