@@ -19,6 +19,11 @@ broker drop the connection; the unacknowledged messages are then redelivered, ne
 A payload over `max_payload_bytes` is refused here, before it is kept: only its first
 `PREFIX_BYTES`, its size and its SHA-256 go on, so a flood of huge payloads costs ingest one
 payload at a time (the broker refuses the huge ones anyway: `max_packet_size` in hazmon.conf).
+
+Reconnecting: while the broker is unreachable, ingest polls it every few hundred milliseconds
+(`BrokerBackoff`), so that after a broker restart it re-subscribes before gateways (whose
+clients typically wait a second or more) publish into a broker that may have lost its session.
+A broker that refuses the connection (credentials, ACL) is retried with the slow `Backoff`.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from hazmon.backoff import Backoff
+from hazmon.backoff import Backoff, BrokerBackoff
 from hazmon.settings import MqttEndpoint
 from ingest.decode import Decoded, Reason, Rejection
 
@@ -47,6 +52,8 @@ log = logging.getLogger(__name__)
 
 PREFIX_BYTES = 4096
 """What is kept of a payload over `max_payload_bytes`, for its dead letter."""
+UNREACHABLE_LOG_EVERY_S = 30.0
+"""While the broker stays unreachable, one warning per this many seconds, not per attempt."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +195,7 @@ class MqttSource:
         max_pending_bytes: int = 32 * 1024 * 1024,
         max_payload_bytes: int | None = None,
         backoff: Backoff | None = None,
+        reconnect_backoff: Backoff | None = None,
     ) -> None:
         """Args:
         endpoint: the broker.
@@ -200,7 +208,9 @@ class MqttSource:
             passes alone).
         max_payload_bytes: payloads over this are refused on receipt and kept as a prefix;
             None keeps every payload whole.
-        backoff: delays between connection attempts.
+        backoff: delays after the broker refused the connection (credentials, ACL).
+        reconnect_backoff: delays while the broker is unreachable or after the connection
+            was lost (short: see the module docstring).
         """
         self._endpoint = endpoint
         self._topics = topics
@@ -209,11 +219,13 @@ class MqttSource:
         self._session_expiry_s = session_expiry_s
         self._keepalive_s = keepalive_s
         self._backoff = backoff or Backoff()
+        self._reconnect_backoff = reconnect_backoff or BrokerBackoff()
         # Full = paho's network thread blocks = ingest stops reading (module docstring).
         self.messages = PendingMessages(max_messages=max_pending, max_bytes=max_pending_bytes)
         self.connected = threading.Event()
         """Set once the subscriptions of the current connection are acknowledged."""
         self.reconnects = 0
+        self._refused = False  # the last CONNACK was a refusal
         self._connection = 0
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -271,7 +283,10 @@ class MqttSource:
         return self.messages.held_bytes
 
     def _run(self) -> None:
+        unreachable_since: float | None = None
+        last_warning = 0.0
         while not self._stopping.is_set():
+            self._refused = False
             try:
                 properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
                 properties.SessionExpiryInterval = self._session_expiry_s
@@ -283,20 +298,27 @@ class MqttSource:
                     clean_start=False,
                     properties=properties,
                 )
+                unreachable_since = None
                 self._client.loop_forever(retry_first_connection=False)
             except OSError as exc:
-                log.warning(
-                    "mqtt connect failed",
-                    extra={
-                        "host": self._endpoint.host,
-                        "port": self._endpoint.port,
-                        "error": str(exc),
-                    },
-                )
+                now = time.monotonic()
+                if unreachable_since is None or now - last_warning >= UNREACHABLE_LOG_EVERY_S:
+                    log.warning(
+                        "mqtt connect failed; polling the broker until it answers",
+                        extra={
+                            "host": self._endpoint.host,
+                            "port": self._endpoint.port,
+                            "error": str(exc),
+                            "unreachable_s": round(now - (unreachable_since or now), 1),
+                        },
+                    )
+                    last_warning = now
+                if unreachable_since is None:
+                    unreachable_since = now
             if self._stopping.is_set():
                 break
-            delay = self._backoff.next_delay_s()
-            self._stopping.wait(delay)
+            backoff = self._backoff if self._refused else self._reconnect_backoff
+            self._stopping.wait(backoff.next_delay_s())
 
     def _on_connect(
         self,
@@ -311,10 +333,12 @@ class MqttSource:
                 "mqtt connection refused",
                 extra={"reason": str(reason), "hint": "check HAZMON_MQTT_URL credentials and ACL"},
             )
+            self._refused = True
             client.disconnect()
             return
         self._connection += 1
         self._backoff.reset()
+        self._reconnect_backoff.reset()
         client.subscribe([(topic, 1) for topic in self._topics])
         log.info(
             "mqtt connected",
