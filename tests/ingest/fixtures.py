@@ -99,7 +99,24 @@ class _Server:
         self.start()
 
 
-HAZMON_CONF = REPO / "deploy" / "mosquitto" / "hazmon.conf"
+HAZMON_CONF = Path(
+    os.environ.get("HAZMON_TEST_BROKER_CONF", REPO / "deploy" / "mosquitto" / "hazmon.conf")
+)
+"""hazmon's broker settings; HAZMON_TEST_BROKER_CONF names another file, e.g. an older version
+of it, to show that a test fails without a change (`git show REV:deploy/mosquitto/hazmon.conf`)."""
+
+
+def autosave_period_s(conf: str) -> int:
+    """The longest time, s, between two snapshots Mosquitto 2.0.11 writes under `conf`.
+
+    It saves once `last save + autosave_interval < now` in whole seconds: up to one second
+    after the interval. Default interval 1800 s; `autosave_on_changes` is not handled here.
+    """
+    settings = dict(
+        line.split(None, 1) for line in conf.splitlines() if line.strip() and line[0] != "#"
+    )
+    assert settings.get("autosave_on_changes", "false").strip() == "false"
+    return int(settings.get("autosave_interval", "1800")) + 1
 
 
 class PrivateMosquitto(_Server):
@@ -626,3 +643,44 @@ def stored_count(db_url: str) -> int:
     with psycopg.connect(db_url) as conn:
         row = conn.execute("SELECT count(*) FROM readings").fetchone()
     return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """Which messages of a stream the readings table lacks, in publish order (`Stream.payloads`).
+
+    `complete` is False if some message is stored only in part (a message is all or nothing);
+    `stored` is the digest of what is stored, `expected` that of the stream minus `lost`.
+    """
+
+    lost: tuple[int, ...]
+    complete: bool
+    stored: Digest
+    expected: Digest
+
+
+def stream_loss(
+    stream: Stream, series_ids: Mapping[tuple[str, str, str], int], db_url: str
+) -> Loss:
+    """Compare the readings table with `stream`, message by message."""
+    sid, t_us, value = stream.expected(series_ids)
+    n_t = stream.messages_per_device * stream.entries
+    n_devices = len(stream.devices)
+    # expected() lays rows out device by device, metric by metric, time step by time step.
+    device = np.repeat(np.arange(n_devices), len(CRANE_METRICS) * n_t)
+    step = np.tile(np.arange(n_t), n_devices * len(CRANE_METRICS))
+    index = (step // stream.entries) * n_devices + device  # publish order of the row's message
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT series_id, (extract(epoch FROM time) * 1000000)::bigint FROM readings"
+        ).fetchall()
+    stored_keys = np.array([s * 10**14 + t for s, t in rows], dtype=np.int64)
+    present = np.isin(sid * 10**14 + t_us, stored_keys)
+    per_message = np.bincount(index, weights=present, minlength=stream.messages)
+    size = len(CRANE_METRICS) * stream.entries
+    lost = tuple(int(n) for n in np.flatnonzero(per_message == 0))
+    complete = bool(np.all((per_message == 0) | (per_message == size)))
+    keep = ~np.isin(index, lost)
+    return Loss(
+        lost, complete, stored_digest(db_url), digest_of(sid[keep], t_us[keep], value[keep])
+    )
