@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     batch_max_readings: int = Field(default=5000, ge=1)
     batch_max_wait_ms: int = Field(default=100, ge=1)
     max_pending_messages: int = Field(default=2000, ge=1, le=65535)
+    max_pending_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="payload bytes ingest holds unacknowledged at most (one larger message "
+        "passes alone); with max_pending_messages, what bounds ingest's memory",
+    )
     max_payload_bytes: int = Field(default=256 * 1024, ge=64)
     max_readings_per_payload: int = Field(default=1000, ge=1)
     max_reading_age_s: int = Field(default=30 * 24 * 3600, ge=1)

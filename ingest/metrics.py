@@ -25,6 +25,7 @@ class IngestMetrics:
     broker_reconnects: Counter
     db_failures: Counter
     pending_messages: Gauge
+    pending_bytes: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry = REGISTRY) -> IngestMetrics:
@@ -96,6 +97,11 @@ class IngestMetrics:
             pending_messages=Gauge(
                 "hazmon_ingest_pending_messages",
                 "messages received but not yet acknowledged",
+                registry=registry,
+            ),
+            pending_bytes=Gauge(
+                "hazmon_ingest_pending_bytes",
+                "payload bytes of the messages received but not yet acknowledged",
                 registry=registry,
             ),
         )

@@ -203,9 +203,12 @@ class IngestService:
             max_pending=settings.max_pending_messages,
             session_expiry_s=settings.mqtt_session_expiry_s,
             keepalive_s=settings.mqtt_keepalive_s,
+            max_pending_bytes=settings.max_pending_bytes,
+            max_payload_bytes=settings.max_payload_bytes,
         )
         # Read at scrape time, so it is right while the writer is stuck on a slow database.
         metrics.pending_messages.set_function(lambda: self.source.pending)
+        metrics.pending_bytes.set_function(lambda: self.source.pending_bytes)
         self._conn: psycopg.Connection[Any] | None = None
         self._lookup = SeriesLookup.empty()
         self._engine: Engine | None = None
@@ -365,9 +368,11 @@ class IngestService:
         root = self.settings.topic_root
         address = parse_topic(m.topic, root)
         if address is not None and address.channel == "telemetry":
-            return decode_telemetry(address, m.payload, m.received_us, self._limits, self._lookup)
+            return m.too_large or decode_telemetry(
+                address, m.payload, m.received_us, self._limits, self._lookup
+            )
         if address is not None and address.channel == "status":
-            return parse_status(address, m.payload, m.received_us, self._limits)
+            return m.too_large or parse_status(address, m.payload, m.received_us, self._limits)
         return Rejection(Reason.BAD_TOPIC, f"expected {root}/<site>/<device>/telemetry")
 
     def _commit_until_done(self, batch: _Batch, stop: threading.Event) -> None:
