@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -67,3 +68,20 @@ def mosquitto_pub(settings: Settings, topic: str, payload: bytes, tmp_path: Path
         check=True,
         timeout=10,
     )
+
+
+def replay(db_url: str, reason: str | None = None, timeout_s: float = 30) -> Any:
+    """Ask the running ingest worker for a dead-letter replay and wait for its result
+    (`registry.dead_letters`, as the API and the CLI do)."""
+    import asyncio
+
+    import psycopg
+
+    from registry import dead_letters
+
+    async def ask() -> dead_letters.ReplayResult:
+        async with await psycopg.AsyncConnection.connect(db_url) as conn:
+            request_id = await dead_letters.request_replay(conn, "test", reason)
+            return await dead_letters.wait_for_replay(conn, request_id, timeout_s)
+
+    return asyncio.run(ask())
