@@ -26,6 +26,7 @@ class IngestMetrics:
     db_failures: Counter
     pending_messages: Gauge
     pending_bytes: Gauge
+    works_isolated: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry = REGISTRY) -> IngestMetrics:
@@ -102,6 +103,11 @@ class IngestMetrics:
             pending_bytes=Gauge(
                 "hazmon_ingest_pending_bytes",
                 "payload bytes of the messages received but not yet acknowledged",
+                registry=registry,
+            ),
+            works_isolated=Gauge(
+                "hazmon_ingest_works_isolated",
+                "works whose rules cannot be resolved: readings stored, not graded",
                 registry=registry,
             ),
         )

@@ -588,6 +588,7 @@ class IngestService:
         partition = self.settings.partition_sites
         self._lookup = load_lookup(conn, partition)
         self._engine = alerts.load_engine(conn, partition or None, previous=previous)
+        self.metrics.works_isolated.set(len(self._engine.isolated))
         conn.commit()
         self._engine_ahead = False
         self._registry_version = version
