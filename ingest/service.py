@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from hazmon.backoff import Backoff
 from hazmon.db import DatabaseError, connect
-from hazmon.settings import Settings
+from hazmon.settings import IngestSettings
 from hazmon.timeutil import now_us
 from hazmon.wire import Reason, parse_topic, subscription_filters
 from ingest import alerts, replay, store
@@ -177,7 +177,7 @@ def _log_last_resort(what: str, reason: Reason, m: Message, exc: Exception) -> N
     )
 
 
-def subscriptions(settings: Settings) -> list[str]:
+def subscriptions(settings: IngestSettings) -> list[str]:
     """Topic filters of this worker: every site, or only the sites of its partition."""
     return subscription_filters(settings.topic_root, settings.partition_sites)
 
@@ -187,7 +187,7 @@ class IngestService:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: IngestSettings,
         metrics: IngestMetrics,
         *,
         backoff: Backoff | None = None,

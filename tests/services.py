@@ -21,7 +21,7 @@ from tests.conftest import ThreadRunner, free_port, wait_until
 @contextmanager
 def running_ingest(settings: Settings) -> Iterator[IngestService]:
     """An ingest worker with a fresh metrics registry, subscribed before this yields."""
-    service = IngestService(settings, IngestMetrics.create(CollectorRegistry()))
+    service = IngestService(settings.ingest, IngestMetrics.create(CollectorRegistry()))
     with ThreadRunner(service.run, "ingest"):
         assert service.ready.wait(30), "ingest did not start"
         assert service.source.connected.wait(10), "ingest did not connect to the broker"
@@ -33,7 +33,7 @@ def running_api(settings: Settings) -> Iterator[str]:
     """The API served by uvicorn on a free port; yields its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, CollectorRegistry()), host="127.0.0.1", port=port, log_config=None
+        create_app(settings.api, CollectorRegistry()), host="127.0.0.1", port=port, log_config=None
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="api", daemon=True)
