@@ -4,17 +4,9 @@ Pure logic: numpy, the standard library and YAML only; the database adapter is
 `hazmon.alertstore`. See docs/rules.md for the rule model.
 """
 
-from rules.engine import Baseline, Engine
-from rules.profiles import (
-    Profile,
-    ResolvedRule,
-    SeriesRules,
-    check_work,
-    load_profiles,
-    resolve_rules,
-    resolve_series,
-    shipped_profiles,
-)
+from rules.engine import Engine
+from rules.profiles import Profile, load_profiles, shipped_profiles
+from rules.resolve import ResolvedRule, SeriesRules, check_work, resolve_rules, resolve_series
 from rules.types import (
     Batch,
     Grade,
@@ -26,7 +18,6 @@ from rules.types import (
 )
 
 __all__ = [
-    "Baseline",
     "Batch",
     "Engine",
     "Grade",

@@ -182,3 +182,36 @@ def alert_grades(
         before[1:] = grade[:-1]
         before[starts] = grade0[starts]
     return grade, before, runs
+
+
+_TIME_BITS = 42  # a batch spanning up to 2**42 µs (50 days) sorts on one int64 key
+
+
+def sort_rows(
+    sx: NDArray[np.int64], t: NDArray[np.int64], n_series: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """Rows sorted by (series, time), stable: the order, the sorted series and times, and
+    which sorted rows repeat the (series, time) of the row before them.
+
+    Args:
+        sx: series index of each row, in [0, n_series).
+        t: time of each row, epoch µs.
+        n_series: the number of series.
+    """
+    # Radix-sort on the series (stable: duplicates keep batch order); a device's readings
+    # usually arrive in time order, so a full sort is needed only when they did not.
+    order = stable_order(sx, n_series)
+    s, tt = sx.take(order), t.take(order)
+    same = s[1:] == s[:-1]
+    if (same & (tt[1:] < tt[:-1])).any():
+        # grouped by series already, so the stable (merge) sort has little to do
+        t0 = int(tt.min())
+        if int(tt.max()) - t0 < (1 << _TIME_BITS) and n_series < (1 << 20):
+            order = order.take(np.argsort((s << _TIME_BITS) | (tt - t0), kind="stable"))
+        else:
+            order = order.take(np.lexsort((tt, s)))
+        s, tt = sx.take(order), t.take(order)
+        same = s[1:] == s[:-1]
+    repeat = np.zeros(s.shape[0], dtype=np.bool_)
+    repeat[1:] = same & (tt[1:] == tt[:-1])
+    return order, s, tt, repeat

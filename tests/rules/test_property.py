@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules import Batch, Engine, Transition, load_profiles
-from rules.profiles import RuleKind
+from rules.kinds import RuleKind
 from tests.rules.reference import Reference
 from tests.rules.streams import OVERRIDES, SERIES, VALUES
 

@@ -1,0 +1,300 @@
+"""Cross-series lookups: the readings one rule needs from another series, and rate references.
+
+- `Companion`: the newest reading of a companion series at a host reading's time, from the batch
+  or carried from earlier batches: the wind of a crane's work (crane in wind), the radius of
+  the crane itself (rated load curve).
+- `CheckpointRing`: per rate series the checkpoints a rate is taken against (the first reading
+  of each quarter window), the newest `RING` of them carried between batches.
+
+Both hold mutable state (carried readings, checkpoints) that a restart rebuilds by replay and
+that `adopt` takes over from an engine being replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rules import kernels as k
+from rules.kinds import CraneWindOptions, RatedCurveOptions
+from rules.measures import US_PER_S, CurveStack, rate_per_day
+from rules.state import NEVER
+from rules.tables import Tables
+
+RING = 16
+"""Rate checkpoints kept per series: one per quarter window over 3 windows, and spare."""
+
+_I = NDArray[np.int64]
+_F = NDArray[np.float64]
+
+
+class Sources(NamedTuple):
+    """The rows of a batch that may be companion readings of a host rule.
+
+    `rows` are indices into the sorted columns `t`, `v`, and `sx` their series; `base` and
+    `span` turn (group, time) into one sortable key, `group * span + (time - base)`.
+    """
+
+    sx: _I
+    rows: _I
+    t: _I
+    v: _F
+    base: int
+    span: int
+
+
+def group_order(sources: Sequence[int], groups: Iterable[int]) -> tuple[list[int], bool]:
+    """Number companion groups (works for wind, devices for radius) in the order of their
+    first companion series, the groups without one last.
+
+    With at most one companion series per group, a batch's companion rows, sorted by series
+    and time, are then sorted by group and time as well, and need no sort of their own.
+
+    Args:
+        sources: the group of each companion series, in series order.
+        groups: every group that has a host rule.
+
+    Returns:
+        The groups in number order, and whether no group has two companion series.
+    """
+    order = list(dict.fromkeys(sources))
+    single = len(order) == len(sources)
+    order += sorted(set(groups) - set(order))
+    return order, single
+
+
+class Companion:
+    """The newest reading of one kind of companion (wind per work, radius per device).
+
+    Args:
+        group_of_series: per series (in engine order), its group (work or device id) if it
+            is a companion series, else None.
+        host_groups: the group of every host rule.
+
+    Attributes:
+        groups: the group ids in number order.
+        source_of: (n,) per series the group number it is a companion of (-1: none).
+        carry_t, carry_v: per group number, the newest companion reading so far (NEVER, NaN).
+    """
+
+    def __init__(self, group_of_series: Sequence[int | None], host_groups: Iterable[int]) -> None:
+        companions = [g for g in group_of_series if g is not None]
+        self.groups, self.presorted = group_order(companions, host_groups)
+        number = {g: i for i, g in enumerate(self.groups)}
+        self.number: Mapping[int, int] = number
+        self.source_of = np.array(
+            [-1 if g is None else number[g] for g in group_of_series], dtype=np.int64
+        )
+        self.carry_t = np.full(len(self.groups), NEVER, dtype=np.int64)
+        self.carry_v = np.full(len(self.groups), np.nan)
+
+    def newest(self, host_group: _I, host_t: _I, sources: Sources) -> tuple[_F, _I]:
+        """For each host row, the newest companion reading of its group at or before its time,
+        from this batch or carried from earlier ones; the carry advances to each group's newest.
+
+        Args:
+            host_group, host_t: per host row, its group number and time.
+            sources: the batch's rows that may be companions, and the time key.
+
+        Returns:
+            (companion value, companion time) per host row; time NEVER when there is none.
+        """
+        carry_t, carry_v = self.carry_t, self.carry_v
+        group = self.source_of[sources.sx]
+        pos = (group >= 0).nonzero()[0]
+        if pos.shape[0] == 0:
+            return carry_v[host_group], carry_t[host_group]
+        group, src_rows = group[pos], sources.rows[pos]
+        src_t, src_v = sources.t[src_rows], sources.v[src_rows]
+        base, span = sources.base, sources.span
+        key = group * span + (src_t - base)
+        if not self.presorted:
+            order = key.argsort(kind="stable")
+            key, group, src_t, src_v = key[order], group[order], src_t[order], src_v[order]
+        j = key.searchsorted(host_group * span + (host_t - base), side="right") - 1
+        jc = np.maximum(j, 0)
+        have = (j >= 0) & (group[jc] == host_group)  # a reading at the same instant counts
+        out_v = np.where(have, src_v[jc], carry_v[host_group])
+        out_t = np.where(have, src_t[jc], carry_t[host_group])
+        newer = k.segment_ends(k.segment_starts(group)) & (src_t > carry_t[group])
+        carry_t[group[newer]] = src_t[newer]
+        carry_v[group[newer]] = src_v[newer]
+        return out_v, out_t
+
+    def adopt(self, old: Companion) -> None:
+        """Take over the carried readings of the groups an engine being replaced also had."""
+        for i, g in enumerate(self.groups):
+            j = old.number.get(g)
+            if j is not None:
+                self.carry_t[i], self.carry_v[i] = old.carry_t[j], old.carry_v[j]
+
+
+class CheckpointRing:
+    """Rate references: per rate series the newest `RING` checkpoints and the last quarter
+    window seen.
+
+    The reference of a reading at t is the newest checkpoint (first reading of each window/4
+    slot) at or before t - window and not before t - 3 window; the span is thus between the
+    window and 3 windows. Checkpoints come from this batch or from the ring.
+
+    Args:
+        window_us: (r,) per rate series its window, µs, a multiple of 4.
+    """
+
+    def __init__(self, window_us: _I) -> None:
+        r = window_us.shape[0]
+        self.window_us = window_us
+        self.last_slot = np.full(r, -1, dtype=np.int64)
+        self.ring_t = np.full((r, RING), NEVER, dtype=np.int64)
+        self.ring_v = np.full((r, RING), np.nan)
+
+    def rates(self, t: _I, v: _F, good: _I, ri_good: _I) -> _F | None:
+        """Rate of change per day over each rate series' window, for every row of a sorted
+        batch (NaN if none); None if no series has a rate. Only the rows `good` (their rate
+        series `ri_good`, -1 for none) are graded and advance the ring.
+        """
+        if self.window_us.shape[0] == 0:
+            return None
+        rate = np.full(t.shape[0], np.nan)
+        pos = (ri_good >= 0).nonzero()[0]
+        rows = good[pos]
+        if rows.shape[0]:
+            rate[rows] = self._rates(ri_good[pos], t[rows], v[rows])
+        return rate
+
+    def _rates(self, ri: _I, tt: _I, vv: _F) -> _F:
+        """Rate per day of each row against its reference (NaN if none); advances the ring.
+
+        Args:
+            ri, tt, vv: rate series index, time and value of the rows, sorted by series and
+                time, every row newer than its series' checkpoints.
+        """
+        window = self.window_us[ri]
+        seg = k.segment_starts(ri)
+        slotn = tt // (window // 4)
+        is_ck = slotn != k.previous(slotn, seg, self.last_slot[ri])
+        target = tt - window
+        oldest = target - 2 * window
+        rank = seg.cumsum() - 1
+        ck = is_ck.nonzero()[0]
+        # references in the ring of checkpoints from earlier batches
+        ring_t = self.ring_t.take(ri, axis=0)
+        count = k.count_true(ring_t <= target[:, None]) - 1
+        cand = np.maximum(count, 0)
+        ref_t = ring_t.reshape(-1)[np.arange(0, ri.shape[0] * RING, RING) + cand]
+        ref_v = self.ring_v.reshape(-1)[ri * RING + cand]
+        found = (count >= 0) & (ref_t >= oldest)
+        # a batch spanning a whole window can hold newer references itself
+        if ck.shape[0] and int(tt.max()) - int(tt.min()) >= int(window.min()):
+            base = int(oldest.min())
+            span = int(tt.max()) - base + 1
+            ck_key = rank[ck] * span + (tt[ck] - base)
+            j = ck_key.searchsorted(rank * span + (target - base), side="right") - 1
+            ref = ck[np.maximum(j, 0)]
+            in_batch = (j >= 0) & (rank[ref] == rank) & (tt[ref] >= oldest)
+            ref_t = np.where(in_batch, tt[ref], ref_t)
+            ref_v = np.where(in_batch, vv[ref], ref_v)
+            found |= in_batch
+        rate = rate_per_day(vv, tt, ref_v, np.where(found, ref_t, tt))
+        self._push(ri, seg, rank, ck, tt, vv, slotn)
+        return rate
+
+    def _push(
+        self, ri: _I, seg: NDArray[np.bool_], rank: _I, ck: _I, tt: _I, vv: _F, slotn: _I
+    ) -> None:
+        """Append each series' new checkpoints to its ring, keeping the newest `RING`."""
+        first = seg.nonzero()[0]
+        series_r = ri[first]
+        last = k.segment_ends(seg).nonzero()[0]
+        self.last_slot[series_r] = slotn[last]
+        if ck.shape[0] == 0:
+            return
+        n_new = np.bincount(rank[ck], minlength=first.shape[0])
+        offsets = np.cumsum(n_new) - n_new
+        # new ring position j takes concat(old ring, new checkpoints)[j + n_new]
+        src = np.arange(RING)[None, :] + n_new[:, None]
+        from_ring = src < RING
+        old = np.minimum(src, RING - 1)
+        new = ck[np.clip(offsets[:, None] + src - RING, 0, ck.shape[0] - 1)]
+        rows = series_r[:, None]
+        self.ring_t[series_r] = np.where(from_ring, self.ring_t[rows, old], tt[new])
+        self.ring_v[series_r] = np.where(from_ring, self.ring_v[rows, old], vv[new])
+
+    def adopt(self, old: CheckpointRing, pairs: Iterable[tuple[int, int]]) -> None:
+        """Take over the checkpoints of rate series (here, there) with the same window."""
+        for ri, ori in pairs:
+            if self.window_us[ri] == old.window_us[ori]:
+                self.ring_t[ri], self.ring_v[ri] = old.ring_t[ori], old.ring_v[ori]
+                self.last_slot[ri] = old.last_slot[ori]
+
+
+class Hosts(NamedTuple):
+    """Per slot, what a crane-and-wind or rated-curve rule needs of its companions (p slots).
+
+    Attributes:
+        wind_group: the wind group number of each crane-and-wind slot (-1: other slots).
+        min_load_t: load from which the crane counts as lifting, t (+inf: other slots).
+        max_wind_age_us: oldest wind reading in force, µs (0: other slots).
+        radius_group: the radius group number of each rated-curve slot (-1: other slots).
+        curve_of: its curve in `curves` (-1: other slots).
+        max_radius_age_us: oldest radius reading in force, µs (0: other slots).
+        curves: every rated-curve slot's load chart, in slot order.
+    """
+
+    wind_group: _I
+    min_load_t: _F
+    max_wind_age_us: _I
+    radius_group: _I
+    curve_of: _I
+    max_radius_age_us: _I
+    curves: CurveStack
+
+
+def build_companions(tables: Tables) -> tuple[Companion, Companion, Hosts]:
+    """The wind and radius companions of `tables`' crane rules, and the per-slot host columns."""
+    series, slots, p = tables.series, tables.slots, len(tables.slots)
+    winds = [s for s in slots if isinstance(s.rule.options, CraneWindOptions)]
+    curves = [s for s in slots if isinstance(s.rule.options, RatedCurveOptions)]
+    wind_metric = {
+        series[h.sx].work_id: h.rule.options.wind_metric
+        for h in winds
+        if isinstance(h.rule.options, CraneWindOptions)
+    }
+    radius_metric = {
+        series[h.sx].device_id: h.rule.options.radius_metric
+        for h in curves
+        if isinstance(h.rule.options, RatedCurveOptions)
+    }
+    wind = Companion(
+        [s.work_id if wind_metric.get(s.work_id) == s.metric else None for s in series],
+        wind_metric,
+    )
+    radius = Companion(
+        [s.device_id if radius_metric.get(s.device_id) == s.metric else None for s in series],
+        radius_metric,
+    )
+    wind_group = np.full(p, -1, dtype=np.int64)
+    min_load = np.full(p, np.inf)
+    wind_age = np.zeros(p, dtype=np.int64)
+    radius_group = np.full(p, -1, dtype=np.int64)
+    curve_of = np.full(p, -1, dtype=np.int64)
+    radius_age = np.zeros(p, dtype=np.int64)
+    charts: list[tuple[tuple[float, float], ...]] = []
+    for i, slot in enumerate(slots):
+        opts = slot.rule.options
+        if isinstance(opts, CraneWindOptions):
+            wind_group[i] = wind.number[series[slot.sx].work_id]
+            min_load[i] = opts.min_load_t
+            wind_age[i] = int(opts.max_wind_age_s * US_PER_S)
+        elif isinstance(opts, RatedCurveOptions):
+            radius_group[i] = radius.number[series[slot.sx].device_id]
+            curve_of[i] = len(charts)
+            radius_age[i] = int(opts.max_radius_age_s * US_PER_S)
+            charts.append(opts.curve)
+    hosts = Hosts(
+        wind_group, min_load, wind_age, radius_group, curve_of, radius_age, CurveStack.of(charts)
+    )
+    return wind, radius, hosts

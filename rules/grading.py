@@ -1,0 +1,229 @@
+"""Grading a sorted batch, kind by kind: rows in, graded rows for the state machine out.
+
+Each step takes the rows of a batch sorted by (series, time), computes its kind's measure with
+`rules.measures` and grades it: the number of thresholds reached (`g_up`) and reached less
+hysteresis (`g_hold`). Rows of slots that are quiet (normal, no debounce under way, no row
+near a threshold) cannot change state and are dropped here, unless the engine replays.
+
+A batch makes a few hundred numpy calls on a few thousand rows: call overhead counts, so the
+steps use array methods (`mask.nonzero()[0]`, `a.take(i)`) rather than the module functions
+that wrap them in Python (`np.flatnonzero`, `np.take`).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rules import kernels as k
+from rules import measures as ms
+from rules.companions import Companion, Hosts, Sources
+from rules.state import State
+from rules.tables import Tables
+
+_I = NDArray[np.int64]
+_F = NDArray[np.float64]
+_B = NDArray[np.bool_]
+
+
+class Graded(NamedTuple):
+    """Rows of one rule kind graded for the state machine, each slot's rows together and in
+    time order: the slot, the row (index into the sorted batch), the raw grades against the
+    thresholds and against the thresholds less hysteresis, and the measure."""
+
+    slot: _I
+    rows: _I
+    g_up: _I
+    g_hold: _I
+    measure: _F
+
+
+class Grader:
+    """The grading steps of one engine, over its tables and state.
+
+    Attributes:
+        skip_quiet: drop the rows of quiet slots (off during a replay, so runs stay exact).
+    """
+
+    def __init__(
+        self, tables: Tables, state: State, wind: Companion, radius: Companion, hosts: Hosts
+    ) -> None:
+        self.tables, self.state = tables, state
+        self.wind, self.radius, self.hosts = wind, radius, hosts
+        self.skip_quiet = True
+
+    def select(self, kind: str, sx: _I, among: _I | None = None) -> tuple[_I, _I]:
+        """Rows (indices into the sorted batch) whose series has a `kind` rule, and its slot.
+
+        Args:
+            sx: the series of the rows to look at: every row's, or those of `among`.
+            among: the rows to look at (default all).
+        """
+        slot = self.tables.slot_of[kind][sx]
+        rows = (slot >= 0).nonzero()[0]
+        return (rows if among is None else among[rows]), slot[rows]
+
+    def level_pairs(self, sx_among: _I, among: _I) -> tuple[_I, _I]:
+        """(row, slot) pairs of the level-pass rules of the rows `among` (their series
+        `sx_among`): one run per column of the level table, so each slot's rows stay
+        contiguous and in time order."""
+        cols_table = self.tables.lvl_cols
+        # take, not fancy indexing: several times faster over two axes, and faster on large
+        # one-dimensional gathers too
+        cols = cols_table.take(sx_among, axis=1).reshape(-1)
+        pos = (cols >= 0).nonzero()[0]
+        return np.tile(among, cols_table.shape[0]).take(pos), cols.take(pos)
+
+    def keep(self, slot: _I, hot: _B) -> _I:
+        """Indices of the rows of slots that are busy or have a hot row in this batch (all
+        their rows: a quiet slot's rows cannot change its state)."""
+        busy = self.state.busy
+        hot_slots = slot[hot]
+        if hot_slots.shape[0] == 0:
+            return busy[slot].nonzero()[0]
+        # mark the hot slots busy for one lookup, then put back what was there
+        was = busy[hot_slots]
+        busy[hot_slots] = True
+        keep = busy[slot].nonzero()[0]
+        busy[hot_slots] = was
+        return keep
+
+    def levels(self, slot: _I, rows: _I, m: _F) -> Graded:
+        """Grade a level rule's measure against its thresholds (NaN measures are skipped)."""
+        tables = self.tables
+        signed = m * tables.direction.take(slot)
+        if self.skip_quiet:
+            keep = self.keep(slot, signed >= tables.thr_hold0.take(slot))  # NaN: not hot
+            keep = keep[~np.isnan(m[keep])]
+        else:
+            keep = (~np.isnan(m)).nonzero()[0]
+        slot, rows, m, signed = slot[keep], rows[keep], m[keep], signed[keep]
+        g_up, g_hold = k.grade_pair(signed, tables.thr_both.take(slot, axis=0))
+        return Graded(slot, rows, g_up, g_hold, m)
+
+    def single(self, slot: _I, rows: _I, m: _F, hit: _B) -> Graded:
+        """Grade a one-level rule (sensor fault, consecutive, combination): hit or normal."""
+        if self.skip_quiet:
+            keep = self.keep(slot, hit)
+            slot, rows, m, hit = slot[keep], rows[keep], m[keep], hit[keep]
+        g = np.where(hit, self.tables.level[slot], 0)
+        return Graded(slot, rows, g, g, m)
+
+    def measure(self, slot: _I, rows: _I, sx: _I, t: _I, v: _F) -> _F:
+        """The affine measure of level rules at `rows` of the columns (NaN: cannot be graded).
+
+        A cumulative reading older than its series' newest baseline (a late reading, or one
+        before a dated re-baselining) is measured against the baseline in force at its time.
+        """
+        tables, state = self.tables, self.state
+        tt = t.take(rows)
+        magnitude = tables.magnitude[slot]
+        m = ms.scaled_change(
+            v.take(rows), state.offset.take(slot), tables.scale.take(slot), magnitude
+        )
+        old = (tt < state.offset_from_t.take(slot)).nonzero()[0]
+        if old.shape[0]:
+            r = rows[old]
+            m[old] = ms.scaled_change(
+                v[r], state.baseline_at(sx[r], tt[old]), tables.scale[slot[old]], magnitude[old]
+            )
+        return m
+
+    def jump(self, rows: _I, slot: _I, step: _F, suspect: _B) -> Graded:
+        """Impossible steps: the step itself graded, and its rows marked `suspect`."""
+        jump = step[rows]
+        hit = ms.jumps(jump, self.tables.thr_up0[slot])
+        suspect[rows[hit]] = True
+        return self.single(slot, rows, jump, hit)
+
+    def stuck(self, rows: _I, slot: _I, v: _F, step: _F, starts: _B) -> Graded:
+        """Stuck sensor: `count` equal readings in a row (within `epsilon`); `step` is each
+        reading's change from its predecessor."""
+        tables, state = self.tables, self.state
+        epsilon = tables.epsilon[slot]
+        mine = step[rows]
+        if not (mine <= epsilon).any():  # the usual batch: every run of equal readings broken
+            state.aux_run[slot] = 0
+            return self.single(slot, rows, v[rows], np.zeros(rows.shape[0], dtype=np.bool_))
+        seg = starts[rows]
+        need = np.maximum(tables.count[slot] - 1, 1)
+        run = ms.stuck_runs(mine, epsilon, seg, state.aux_run[slot], need)
+        ends = k.segment_ends(seg)
+        state.aux_run[slot[ends]] = run[ends]
+        return self.single(slot, rows, v[rows], run >= need)
+
+    def consecutive(self, slot: _I, rows: _I, t: _I, rate: _F) -> Graded:
+        """GB 50497-2019 table 8.0.4 note 2: the rate over `share` of the limit in `count`
+        consecutive periods. A period's reading is its first; one empty period is tolerated,
+        a longer gap restarts the count."""
+        tables, state = self.tables, self.state
+        pslot = t[rows] // tables.period_us[slot]
+        seg = k.segment_starts(slot)
+        prev = k.previous(pslot, seg, state.aux_period[slot])
+        first_of_period = pslot != prev
+        ends = k.segment_ends(seg)
+        state.aux_period[slot[ends]] = pslot[ends]
+        keep = first_of_period.nonzero()[0]
+        slot, rows, pslot, prev = slot[keep], rows[keep], pslot[keep], prev[keep]
+        m = rate[rows]
+        if rows.shape[0] == 0:
+            return self.single(slot, rows, m, np.zeros(0, dtype=np.bool_))
+        over = m > tables.thr_top[slot]
+        if not over.any():  # the usual batch: every run of periods over the share is broken
+            state.aux_run[slot] = 0
+            return self.single(slot, rows, np.nan_to_num(m), over)
+        seg = k.segment_starts(slot)
+        gap = pslot - prev > 2
+        restart = seg | gap
+        first = k.first_index(restart)
+        # the carried run continues only into a slot's first stretch; a gap starts from zero
+        carry = np.where(gap, 0, state.aux_run[slot])[first]
+        run = k.run_lengths(over, first, carry, tables.count[slot])
+        ends = k.segment_ends(seg)
+        state.aux_run[slot[ends]] = run[ends]
+        return self.single(slot, rows, np.nan_to_num(m), run >= tables.count[slot])
+
+    def crane_wind(self, slot: _I, rows: _I, t: _I, v: _F, sources: Sources) -> Graded:
+        """A crane lifting (load at least `min_load_t`) while the newest wind reading of its
+        work, at most `max_wind_age_s` old, is at or over the stop-lifting limit."""
+        hosts = self.hosts
+        host_t = t[rows]
+        w_v, w_t = self.wind.newest(hosts.wind_group[slot], host_t, sources)
+        fresh = ms.in_force(host_t, w_t, hosts.max_wind_age_us[slot])  # NEVER: not in force
+        hit = ms.lifting_in_wind(
+            v[rows], w_v, hosts.min_load_t[slot], self.tables.thr_up3[slot], fresh
+        )
+        return self.single(slot, rows, np.where(fresh, w_v, 0.0), hit)
+
+    def rated_curve(self, slot: _I, rows: _I, t: _I, v: _F, sources: Sources) -> Graded:
+        """Load as a share of the rated load at the crane's current radius: the newest radius
+        reading of the same device, at most `max_radius_age_s` old, on the work's rated load
+        curve (linear between its points, flat beyond its ends). No fresh radius: not graded."""
+        hosts = self.hosts
+        host_t = t[rows]
+        r_v, r_t = self.radius.newest(hosts.radius_group[slot], host_t, sources)
+        rated = hosts.curves.rated_load(r_v, hosts.curve_of[slot])
+        fresh = ms.in_force(host_t, r_t, hosts.max_radius_age_us[slot])  # NEVER: not in force
+        return self.levels(slot, rows, np.where(fresh, v[rows] / rated, np.nan))
+
+    def late(self, sx: _I, t: _I, v: _F) -> list[tuple[int, int, int, int, float]]:
+        """Grade late readings (older than their series' newest graded one) on their own, by
+        the late-gradable kinds: per slot whose late readings reached a grade, (slot, how many
+        did, the worst one's grade, its row, its measure)."""
+        tables = self.tables
+        rows, slot = self.level_pairs(sx, np.arange(sx.shape[0]))
+        keep = ~tables.is_rate[slot]
+        rows, slot = rows[keep], slot[keep]
+        if rows.shape[0] == 0:
+            return []
+        m = self.measure(slot, rows, sx, t, v)
+        g, _ = k.grade_pair(m * tables.direction[slot], tables.thr_both.take(slot, axis=0))
+        hit = (g > 0).nonzero()[0]
+        out = []
+        for s in np.unique(slot[hit]).tolist():
+            mine = hit[slot[hit] == s]
+            worst = int(mine[np.argmax(m[mine] * tables.direction[s])])
+            out.append((s, int(mine.shape[0]), int(g[worst]), int(rows[worst]), float(m[worst])))
+        return out
