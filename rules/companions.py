@@ -26,6 +26,7 @@ from rules.tables import Tables
 
 RING = 16
 """Rate checkpoints kept per series: one per quarter window over 3 windows, and spare."""
+_FOREVER = np.iinfo(np.int64).max
 
 _I = NDArray[np.int64]
 _F = NDArray[np.float64]
@@ -140,6 +141,12 @@ class CheckpointRing:
     slot) at or before t - window and not before t - 3 window; the span is thus between the
     window and 3 windows. Checkpoints come from this batch or from the ring.
 
+    A series' reference moves once a quarter window while its readings come every few
+    minutes, so each rate series remembers the ring entry its last lookup found and the time
+    from which the next entry takes over (`ref_t`, `ref_v`, `ref_until`): a reading whose
+    target time lies in between takes that entry without searching the ring. The ring is the
+    truth; the remembered entry is forgotten whenever the ring of its series changes.
+
     Args:
         window_us: (r,) per rate series its window, µs, a multiple of 4.
     """
@@ -147,9 +154,14 @@ class CheckpointRing:
     def __init__(self, window_us: _I) -> None:
         r = window_us.shape[0]
         self.window_us = window_us
+        # one window for every series (the usual case): scalars instead of gathers
+        self._window = int(window_us[0]) if r and (window_us == window_us[0]).all() else None
         self.last_slot = np.full(r, -1, dtype=np.int64)
         self.ring_t = np.full((r, RING), NEVER, dtype=np.int64)
         self.ring_v = np.full((r, RING), np.nan)
+        self.ref_t = np.full(r, NEVER, dtype=np.int64)
+        self.ref_v = np.full(r, np.nan)
+        self.ref_until = np.full(r, NEVER, dtype=np.int64)  # NEVER: nothing remembered
 
     def rates(self, t: _I, v: _F, good: _I, ri_good: _I) -> _F | None:
         """Rate of change per day over each rate series' window, for every row of a sorted
@@ -172,23 +184,18 @@ class CheckpointRing:
             ri, tt, vv: rate series index, time and value of the rows, sorted by series and
                 time, every row newer than its series' checkpoints.
         """
-        window = self.window_us[ri]
+        window = self.window_us[ri] if self._window is None else self._window
         seg = k.segment_starts(ri)
         slotn = tt // (window // 4)
-        is_ck = slotn != k.previous(slotn, seg, self.last_slot[ri])
+        is_ck = slotn != k.previous(slotn, seg, self.last_slot.take(ri))
         target = tt - window
         oldest = target - 2 * window
-        rank = seg.cumsum() - 1
         ck = is_ck.nonzero()[0]
-        # references in the ring of checkpoints from earlier batches
-        ring_t = self.ring_t.take(ri, axis=0)
-        count = k.count_true(ring_t <= target[:, None]) - 1
-        cand = np.maximum(count, 0)
-        ref_t = ring_t.reshape(-1)[np.arange(0, ri.shape[0] * RING, RING) + cand]
-        ref_v = self.ring_v.reshape(-1)[ri * RING + cand]
-        found = (count >= 0) & (ref_t >= oldest)
+        ref_t, ref_v = self._lookup(ri, target)
+        rank = None
         # a batch spanning a whole window can hold newer references itself
-        if ck.shape[0] and int(tt.max()) - int(tt.min()) >= int(window.min()):
+        if ck.shape[0] and int(tt.max()) - int(tt.min()) >= int(np.min(window)):
+            rank = seg.cumsum() - 1
             base = int(oldest.min())
             span = int(tt.max()) - base + 1
             ck_key = rank[ck] * span + (tt[ck] - base)
@@ -197,31 +204,56 @@ class CheckpointRing:
             in_batch = (j >= 0) & (rank[ref] == rank) & (tt[ref] >= oldest)
             ref_t = np.where(in_batch, tt[ref], ref_t)
             ref_v = np.where(in_batch, vv[ref], ref_v)
-            found |= in_batch
+        found = ref_t >= oldest  # NEVER: no reference
         rate = rate_per_day(vv, tt, ref_v, np.where(found, ref_t, tt))
-        self._push(ri, seg, rank, ck, tt, vv, slotn)
+        ends = k.segment_ends(seg)
+        self.last_slot[ri[ends]] = slotn[ends]
+        if ck.shape[0]:
+            self._push(ri, seg, ck, tt, vv)
         return rate
 
-    def _push(
-        self, ri: _I, seg: NDArray[np.bool_], rank: _I, ck: _I, tt: _I, vv: _F, slotn: _I
-    ) -> None:
-        """Append each series' new checkpoints to its ring, keeping the newest `RING`."""
-        first = seg.nonzero()[0]
-        series_r = ri[first]
-        last = k.segment_ends(seg).nonzero()[0]
-        self.last_slot[series_r] = slotn[last]
-        if ck.shape[0] == 0:
-            return
-        n_new = np.bincount(rank[ck], minlength=first.shape[0])
-        offsets = np.cumsum(n_new) - n_new
+    def _lookup(self, ri: _I, target: _I) -> tuple[_I, _F]:
+        """Per row, the newest ring entry at or before `target` (NEVER, NaN if none)."""
+        ref_t, ref_v = self.ref_t.take(ri), self.ref_v.take(ri)
+        miss = ((target < ref_t) | (target >= self.ref_until.take(ri))).nonzero()[0]
+        if miss.shape[0] == 0:
+            return ref_t, ref_v
+        r = ri.take(miss)
+        ring_t = self.ring_t.take(r, axis=0)
+        # the entries are ascending: how many are at or before the target is the position after
+        # the one sought (NEVER padding counts: a ring not yet full finds NEVER)
+        after = k.count_true(ring_t <= target.take(miss)[:, None])
+        at = np.maximum(after - 1, 0)
+        flat = np.arange(0, r.shape[0] * RING, RING)
+        m_t = np.where(after > 0, ring_t.reshape(-1).take(flat + at), NEVER)
+        m_v = self.ring_v.reshape(-1).take(r * RING + at)
+        ref_t[miss], ref_v[miss] = m_t, m_v
+        # remember what the last lookup of each series found, valid until the next entry
+        last = k.segment_ends(k.segment_starts(r))
+        until = np.where(
+            after < RING, ring_t.reshape(-1).take(flat + np.minimum(after, RING - 1)), _FOREVER
+        )
+        rl = r[last]
+        self.ref_t[rl], self.ref_v[rl], self.ref_until[rl] = m_t[last], m_v[last], until[last]
+        return ref_t, ref_v
+
+    def _push(self, ri: _I, seg: NDArray[np.bool_], ck: _I, tt: _I, vv: _F) -> None:
+        """Append the new checkpoints `ck` (rows) to their series' rings, keeping the newest
+        `RING`; only series with new checkpoints are touched."""
+        ck_ri = ri.take(ck)
+        first = k.segment_starts(ck_ri)
+        series_r = ck_ri[first]
+        starts = first.nonzero()[0]
+        n_new = np.diff(np.append(starts, ck.shape[0]))
         # new ring position j takes concat(old ring, new checkpoints)[j + n_new]
         src = np.arange(RING)[None, :] + n_new[:, None]
         from_ring = src < RING
         old = np.minimum(src, RING - 1)
-        new = ck[np.clip(offsets[:, None] + src - RING, 0, ck.shape[0] - 1)]
+        new = ck[np.clip(starts[:, None] + src - RING, 0, ck.shape[0] - 1)]
         rows = series_r[:, None]
         self.ring_t[series_r] = np.where(from_ring, self.ring_t[rows, old], tt[new])
         self.ring_v[series_r] = np.where(from_ring, self.ring_v[rows, old], vv[new])
+        self.ref_until[series_r] = NEVER  # their rings changed: look them up again
 
     def adopt(self, old: CheckpointRing, pairs: Iterable[tuple[int, int]]) -> None:
         """Take over the checkpoints of rate series (here, there) with the same window."""
