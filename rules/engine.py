@@ -414,17 +414,13 @@ class Engine:
             return []
         changed = (grade != before).nonzero()[0]
         changed = changed[np.lexsort((t[rows[changed]], slot[changed]))]
-        return [
-            self._explain.level(*args)
-            for args in zip(
-                slot[changed].tolist(),
-                before[changed].tolist(),
-                grade[changed].tolist(),
-                t[rows[changed]].tolist(),
-                measure[changed].tolist(),
-                strict=True,
-            )
-        ]
+        return self._explain.levels(
+            slot[changed].tolist(),
+            before[changed].tolist(),
+            grade[changed].tolist(),
+            t[rows[changed]].tolist(),
+            measure[changed].tolist(),
+        )
 
     def _back_online(self, dev: _I, now_us: int) -> list[Row]:
         """Resolve the offline alerts of devices heard again (within their silence limit)."""

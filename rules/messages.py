@@ -6,7 +6,7 @@ Example: '围护墙顶部水平位移累计变化 31.2 mm，超过一级基坑�
 
 How each rule kind writes its measure is one entry of `WORDING`. A transition's text depends on
 its reading only through the measure's text, so the engine keeps one template per (slot, grades)
-(`level_template`) and fills in the value (`fill`).
+(`level_template`) and fills in the value (`fill`, `formatter`).
 """
 
 from __future__ import annotations
@@ -66,16 +66,21 @@ class Wording:
     cleared: tuple[str, str] | None = None
 
 
-def quantity(rule: ResolvedRule, subject: Subject, x: float) -> str:
-    """The graded measure of `rule` with its unit (the same text in both languages)."""
-    style = WORDING[rule.kind].quantity
+def formatter(rule: ResolvedRule, subject: Subject) -> Callable[[float], str]:
+    """How `rule` writes its measure with its unit (the same text in both languages)."""
+    style, unit = WORDING[rule.kind].quantity, subject.unit
     if style == "number":
-        return number(x)
-    if style == "share" or subject.unit == "1":
-        return f"{number(x * 100)}%"
+        return number
+    if style == "share" or unit == "1":
+        return lambda x: f"{number(x * 100)}%"
     if style == "per_day":
-        return f"{number(x)} {subject.unit}/d"
-    return f"{number(x)} {subject.unit}".rstrip()
+        return lambda x: f"{number(x)} {unit}/d"
+    return lambda x: f"{number(x)} {unit}".rstrip()
+
+
+def quantity(rule: ResolvedRule, subject: Subject, x: float) -> str:
+    """The graded measure `x` of `rule` with its unit (see `formatter`)."""
+    return formatter(rule, subject)(x)
 
 
 def _measure(rule: ResolvedRule, subject: Subject, q: str) -> tuple[str, str]:
@@ -264,9 +269,9 @@ def level_template(
     return zh.split(VALUE), en.split(VALUE)
 
 
-def fill(template: Template, rule: ResolvedRule, subject: Subject, value: float) -> tuple[str, str]:
-    """The message of `template` (see `level_template`) for a reading's measure `value`."""
-    q_v = quantity(rule, subject, value)
+def fill(template: Template, q_v: str) -> tuple[str, str]:
+    """The message of `template` (see `level_template`) for a measure written `q_v` (by
+    `formatter`)."""
     return q_v.join(template[0]), q_v.join(template[1])
 
 

@@ -8,15 +8,19 @@ with the wording of `rules.messages`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from rules.kinds import SENSOR_KINDS
 from rules.measures import US_PER_S
 from rules.messages import (
     Subject,
+    Template,
     baseline_message,
+    fill,
+    formatter,
     late_message,
     level_message,
+    level_template,
     offline_message,
     online_message,
 )
@@ -54,14 +58,48 @@ def build(rows: Iterable[Row]) -> list[Transition]:
     ]
 
 
+_Change = tuple[str, Action, Grade, Grade, float, Template | None, Callable[[float], str]]
+"""What a change of a slot between two grades always says: rule, action, grades, threshold,
+message template and how the measure is written."""
+
+
 class Explainer:
-    """The rows of the changes of an engine's slots and devices (see `Row`)."""
+    """The rows of the changes of an engine's slots and devices (see `Row`).
+
+    A slot changes between a few pairs of grades, again and again, and slots of the same rule
+    on the same metric (the sensors of one work) say the same: what such a change says but
+    for its reading is kept once per wording and pair of grades, so that a transition costs a
+    formatted number and two joins.
+    """
 
     def __init__(self, tables: Tables) -> None:
         self.tables = tables
+        self._series_id = [s.series_id for s in tables.slots]
+        self._wording = [-1] * len(tables.slots)  # per slot its wording number, once known
+        self._wordings: dict[tuple[object, ...], int] = {}
+        self._changes: dict[int, _Change] = {}
 
-    def level(self, slot: int, g_from: int, g_to: int, time_us: int, value: float) -> Row:
-        """A change of a slot's alert grade at a reading whose measure is `value`."""
+    def _wording_of(self, slot: int) -> int:
+        """Number the texts a slot's messages are made of (equal texts, equal number)."""
+        s, thr = self.tables.slots[slot], self.tables.thr_raw[slot].tolist()
+        rule, subject = s.rule, s.subject
+        key = (
+            rule.rule,
+            rule.kind,
+            rule.direction,
+            rule.labels,
+            rule.resolve_after,
+            rule.options,
+            tuple(None if math.isnan(x) else x for x in thr),  # NaN != NaN
+            subject.name_zh,
+            subject.name_en,
+            subject.unit,
+        )
+        number = self._wordings.setdefault(key, len(self._wordings))
+        self._wording[slot] = number
+        return number
+
+    def _change(self, slot: int, key: int, g_from: int, g_to: int) -> _Change:
         s = self.tables.slots[slot]
         action: Action
         if g_to == 0:
@@ -73,8 +111,34 @@ class Explainer:
         # The threshold crossed: the new grade's going up, the left grade's going down.
         threshold = float(self.tables.thr_raw[slot, (g_to if g_to > g_from else g_from) - 1])
         before, after = _GRADES[g_from], _GRADES[g_to]
-        texts = level_message(action, s.rule, s.subject, before, after, value, threshold)
-        return (s.series_id, s.rule.rule, action, before, after, time_us, value, threshold, texts)
+        template = level_template(action, s.rule, s.subject, before, after, threshold)
+        fmt = formatter(s.rule, s.subject)
+        change = (s.rule.rule, action, before, after, threshold, template, fmt)
+        self._changes[key] = change
+        return change
+
+    def levels(
+        self,
+        slot: Sequence[int],
+        g_from: Sequence[int],
+        g_to: Sequence[int],
+        time_us: Sequence[int],
+        value: Sequence[float],
+    ) -> list[Row]:
+        """Changes of slots' alert grades, each at a reading whose measure is `value`."""
+        changes, wording, sids, out = self._changes, self._wording, self._series_id, []
+        for i, a, b, t, v in zip(slot, g_from, g_to, time_us, value, strict=True):
+            w = wording[i]
+            key = (w if w >= 0 else self._wording_of(i)) * 25 + a * 5 + b
+            change = changes.get(key) or self._change(i, key, a, b)
+            rule, action, before, after, thr, template, fmt = change
+            if template is None:
+                s = self.tables.slots[i]
+                texts = level_message(action, s.rule, s.subject, before, after, v, thr)
+            else:
+                texts = fill(template, fmt(v))
+            out.append((sids[i], rule, action, before, after, t, v, thr, texts))
+        return out
 
     def late(
         self, slot: int, held: int, grade: Grade, count: int, time_us: int, value: float
