@@ -27,6 +27,7 @@ from rules.tables import Tables
 RING = 16
 """Rate checkpoints kept per series: one per quarter window over 3 windows, and spare."""
 _FOREVER = np.iinfo(np.int64).max
+_POSITIONS = np.arange(RING)[None, :]
 
 _I = NDArray[np.int64]
 _F = NDArray[np.float64]
@@ -184,32 +185,37 @@ class CheckpointRing:
             ri, tt, vv: rate series index, time and value of the rows, sorted by series and
                 time, every row newer than its series' checkpoints.
         """
-        window = self.window_us[ri] if self._window is None else self._window
+        window = self.window_us.take(ri) if self._window is None else self._window
+        shortest = self._window if self._window is not None else int(self.window_us.min())
         seg = k.segment_starts(ri)
+        heads = seg.nonzero()[0]
+        ends = k.segment_ends(seg)
         slotn = tt // (window // 4)
-        is_ck = slotn != k.previous(slotn, seg, self.last_slot.take(ri))
+        is_ck = slotn != k.previous(slotn, heads, self.last_slot.take(ri.take(heads)))
         target = tt - window
         oldest = target - 2 * window
         ck = is_ck.nonzero()[0]
         ref_t, ref_v = self._lookup(ri, target)
-        rank = None
-        # a batch spanning a whole window can hold newer references itself
-        if ck.shape[0] and int(tt.max()) - int(tt.min()) >= int(np.min(window)):
+        # a batch in which a series spans a whole window can hold newer references itself
+        if (
+            ck.shape[0]
+            and int(np.maximum.reduce(tt)) - int(np.minimum.reduce(tt)) >= shortest
+            and int(np.maximum.reduce(tt[ends] - tt.take(heads))) >= shortest
+        ):
             rank = seg.cumsum() - 1
-            base = int(oldest.min())
-            span = int(tt.max()) - base + 1
+            base = int(np.minimum.reduce(oldest))
+            span = int(np.maximum.reduce(tt)) - base + 1
             ck_key = rank[ck] * span + (tt[ck] - base)
             j = ck_key.searchsorted(rank * span + (target - base), side="right") - 1
             ref = ck[np.maximum(j, 0)]
             in_batch = (j >= 0) & (rank[ref] == rank) & (tt[ref] >= oldest)
             ref_t = np.where(in_batch, tt[ref], ref_t)
             ref_v = np.where(in_batch, vv[ref], ref_v)
-        found = ref_t >= oldest  # NEVER: no reference
-        rate = rate_per_day(vv, tt, ref_v, np.where(found, ref_t, tt))
-        ends = k.segment_ends(seg)
+        # no reference (NEVER, or older than 3 windows): the reading's own time, so no rate
+        rate = rate_per_day(vv, tt, ref_v, np.where(ref_t >= oldest, ref_t, tt))
         self.last_slot[ri[ends]] = slotn[ends]
         if ck.shape[0]:
-            self._push(ri, seg, ck, tt, vv)
+            self._push(ri, ck, tt, vv)
         return rate
 
     def _lookup(self, ri: _I, target: _I) -> tuple[_I, _F]:
@@ -237,22 +243,23 @@ class CheckpointRing:
         self.ref_t[rl], self.ref_v[rl], self.ref_until[rl] = m_t[last], m_v[last], until[last]
         return ref_t, ref_v
 
-    def _push(self, ri: _I, seg: NDArray[np.bool_], ck: _I, tt: _I, vv: _F) -> None:
+    def _push(self, ri: _I, ck: _I, tt: _I, vv: _F) -> None:
         """Append the new checkpoints `ck` (rows) to their series' rings, keeping the newest
         `RING`; only series with new checkpoints are touched."""
         ck_ri = ri.take(ck)
-        first = k.segment_starts(ck_ri)
-        series_r = ck_ri[first]
-        starts = first.nonzero()[0]
-        n_new = np.diff(np.append(starts, ck.shape[0]))
+        heads = k.segment_starts(ck_ri).nonzero()[0]
+        series_r = ck_ri.take(heads)
+        n_new = np.empty_like(heads)
+        n_new[:-1] = heads[1:] - heads[:-1]
+        n_new[-1] = ck.shape[0] - heads[-1]
         # new ring position j takes concat(old ring, new checkpoints)[j + n_new]
-        src = np.arange(RING)[None, :] + n_new[:, None]
+        src = _POSITIONS + n_new[:, None]
         from_ring = src < RING
         old = np.minimum(src, RING - 1)
-        new = ck[np.clip(starts[:, None] + src - RING, 0, ck.shape[0] - 1)]
+        new = ck.take(np.minimum(np.maximum(heads[:, None] + src - RING, 0), ck.shape[0] - 1))
         rows = series_r[:, None]
-        self.ring_t[series_r] = np.where(from_ring, self.ring_t[rows, old], tt[new])
-        self.ring_v[series_r] = np.where(from_ring, self.ring_v[rows, old], vv[new])
+        self.ring_t[series_r] = np.where(from_ring, self.ring_t[rows, old], tt.take(new))
+        self.ring_v[series_r] = np.where(from_ring, self.ring_v[rows, old], vv.take(new))
         self.ref_until[series_r] = NEVER  # their rings changed: look them up again
 
     def adopt(self, old: CheckpointRing, pairs: Iterable[tuple[int, int]]) -> None:

@@ -289,10 +289,11 @@ class Engine:
         # replay steps everything, so that run lengths are exact.
         grader.skip_quiet = emit
         starts = k.segment_starts(sx)
+        first = starts.nonzero()[0]
         # the change from each reading's predecessor, shared by the jump and stuck rules
-        step = step_change(v, starts, state.last_v[sx])
+        step = step_change(v, first, state.last_v.take(sx.take(first)))
         if state.n_need_initial:
-            rows += self._initial_baselines(sx, t, v, starts, emit)
+            rows += self._initial_baselines(sx, t, v, first, emit)
         parts: list[Graded] = []
         suspect = np.zeros(sx.shape[0], dtype=np.bool_)
         if tables.present["jump"]:
@@ -366,13 +367,10 @@ class Engine:
             sx, t, v, watermark = sx[keep], t[keep], v[keep], watermark[keep]
         return sx, t, v, watermark
 
-    def _initial_baselines(
-        self, sx: _I, t: _I, v: _F, starts: NDArray[np.bool_], emit: bool
-    ) -> list[Row]:
+    def _initial_baselines(self, sx: _I, t: _I, v: _F, first: _I, emit: bool) -> list[Row]:
         """A cumulative series without any baseline takes its first reading as the initial
         one; a `baseline` transition per series asks the store to keep it as a dated record
         (so that a restart uses the same baseline even if older readings arrive later)."""
-        first = starts.nonzero()[0]
         rows = first[self._state.need_initial[sx[first]]]
         if rows.shape[0] == 0:
             return []

@@ -161,7 +161,8 @@ class Grader:
         tables, state = self.tables, self.state
         pslot = t[rows] // tables.period_us[slot]
         seg = k.segment_starts(slot)
-        prev = k.previous(pslot, seg, state.aux_period[slot])
+        heads = seg.nonzero()[0]
+        prev = k.previous(pslot, heads, state.aux_period.take(slot.take(heads)))
         first_of_period = pslot != prev
         ends = k.segment_ends(seg)
         state.aux_period[slot[ends]] = pslot[ends]

@@ -41,18 +41,18 @@ def first_index(starts: NDArray[np.bool_]) -> NDArray[np.int64]:
     return np.maximum.accumulate(np.where(starts, idx, 0))
 
 
-def previous(values: _Col, starts: NDArray[np.bool_], carry: _Col) -> _Col:
+def previous(values: _Col, first: NDArray[np.int64], carry: _Col) -> _Col:
     """Each row's predecessor in its segment; the first row of a segment takes `carry`.
 
     Args:
         values: per-row values.
-        starts: segment starts (see `segment_starts`).
-        carry: per-row value to use at segment starts (the last value of the previous batch).
+        first: the first row of each segment (`segment_starts(key).nonzero()[0]`).
+        carry: per segment, the value before its first row (the last of the previous batch).
     """
     prev = np.empty_like(values)
     if values.shape[0]:
         prev[1:] = values[:-1]
-        prev[starts] = carry[starts]
+        prev[first] = carry
     return prev
 
 

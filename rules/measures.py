@@ -205,21 +205,19 @@ class CurveStack:
         return _f(np.interp(curve * _CURVE_STRIDE_M + r, self.key, self.load_t))
 
 
-def step_change(value: Floats, starts: _B | None = None, before: Floats = np.nan) -> _F:
+def step_change(value: Floats, first: _I | None = None, before: Floats = np.nan) -> _F:
     """Change of each reading from the one before it, `abs(value - previous)`.
 
     Args:
         value: readings of one or more series, sorted by series and time.
-        starts: rows that begin a series (default: the first row only).
-        before: the reading before each series' first row (per row, read at `starts`; NaN:
-            none, so no change).
+        first: the rows that begin a series (default: the first row only).
+        before: per series, the reading before its first row (NaN: none, so no change).
     """
     v = _f(value).reshape(-1)
-    if starts is None:
-        starts = np.zeros(v.shape[0], np.bool_)
-        starts[:1] = True
-    carry = np.broadcast_to(_f(before), v.shape)
-    return np.abs(v - k.previous(v, starts, carry))
+    if first is None:
+        first = np.zeros(min(v.shape[0], 1), np.int64)
+    carry = np.broadcast_to(_f(before), first.shape)
+    return np.abs(v - k.previous(v, first, carry))
 
 
 def jumps(step: Floats, limit: Floats) -> _B:
