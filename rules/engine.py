@@ -307,13 +307,17 @@ class Engine:
             sx_good = sx[good]
         else:
             good, sx_good = np.arange(sx.shape[0]), sx
-        rate = self._ring.rates(t, v, good, tables.rate_of[sx_good])
-        r, slot = grader.level_pairs(sx_good, good)
-        if r.shape[0]:
-            m = grader.measure(slot, r, sx, t, v)
-            if rate is not None:
-                m = np.where(tables.is_rate[slot], rate[r], m)
-            parts.append(grader.levels(slot, r, m))
+        affine = grader.affine(sx, t, v, good, sx_good)
+        if affine is not None:
+            parts.append(affine)
+        rate = None
+        if tables.rate_window_us.shape[0]:
+            rate, r, ri = self._ring.rates(t, v, good, tables.rate_of.take(sx_good))
+            if tables.present["rate"] and r.shape[0]:
+                slot = tables.rate_slot.take(ri)
+                has = (slot >= 0).nonzero()[0]
+                r = r.take(has)
+                parts.append(grader.levels(slot.take(has), r, rate.take(r)))
         if tables.present["consecutive"] and rate is not None:
             r, slot = grader.select("consecutive", sx_good, good)
             if r.shape[0]:
@@ -408,6 +412,7 @@ class Engine:
         runs = runs.take(ends, axis=0)
         state.runs[last] = runs
         state.busy[last] = (grade[ends] > 0) | (runs[:, 0] > 0)
+        state.note_busy(last)
         if not emit:
             return []
         changed = (grade != before).nonzero()[0]

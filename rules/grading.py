@@ -65,8 +65,32 @@ class Grader:
         rows = (slot >= 0).nonzero()[0]
         return (rows if among is None else among[rows]), slot[rows]
 
+    def affine(self, sx: _I, t: _I, v: _F, good: _I, sx_good: _I) -> Graded | None:
+        """Grade the affine level rules (absolute, ratio, deviation, cumulative) of the rows
+        `good` (their series `sx_good`) in one pass.
+
+        Only the rows of series that may change state are graded: a series with a busy
+        affine slot (`State.watch`), or with a reading outside its value band (`State.bands`)
+        or older than its newest baseline. The others' slots are quiet and would be dropped.
+        """
+        state = self.state
+        if self.skip_quiet:
+            vg = v.take(good)
+            near = (vg <= state.band_lo.take(sx_good)) | (vg >= state.band_hi.take(sx_good))
+            flag = state.watch.copy()
+            flag[sx_good[near]] = True
+            if state.base_from_max > int(np.minimum.reduce(t)):
+                older = t.take(good) < state.base_from.take(sx_good)
+                flag[sx_good[older]] = True
+            pick = flag.take(sx_good).nonzero()[0]
+            good, sx_good = good.take(pick), sx_good.take(pick)
+        rows, slot = self.level_pairs(sx_good, good)
+        if rows.shape[0] == 0:
+            return None
+        return self.levels(slot, rows, self.measure(slot, rows, sx, t, v))
+
     def level_pairs(self, sx_among: _I, among: _I) -> tuple[_I, _I]:
-        """(row, slot) pairs of the level-pass rules of the rows `among` (their series
+        """(row, slot) pairs of the affine rules of the rows `among` (their series
         `sx_among`): one run per column of the level table, so each slot's rows stay
         contiguous and in time order."""
         cols_table = self.tables.lvl_cols
@@ -215,8 +239,6 @@ class Grader:
         did, the worst one's grade, its row, its measure)."""
         tables = self.tables
         rows, slot = self.level_pairs(sx, np.arange(sx.shape[0]))
-        keep = ~tables.is_rate[slot]
-        rows, slot = rows[keep], slot[keep]
         if rows.shape[0] == 0:
             return []
         m = self.measure(slot, rows, sx, t, v)

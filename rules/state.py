@@ -40,6 +40,13 @@ class State:
             series' newest baseline, valid from `offset_from_t`.
         base_t, base_v: (n, w) dated baselines per series, ascending (unused: +max, NaN).
         need_initial: (n,) cumulative series without any baseline: the first reading becomes it.
+        base_from: (n,) valid-from time of each cumulative series' newest baseline (NEVER:
+            none); base_from_max: the latest of them, epoch µs.
+        band_lo, band_hi: (n,) a reading of the series at or under `band_lo` or at or over
+            `band_hi` may reach a hold threshold of one of its affine rules; one strictly in
+            between cannot (`bands`).
+        watch: (n,) the series has a busy affine slot: its readings are graded whatever
+            their value.
         dev_last_t, dev_grade: (d,) newest reading and offline grade of each device.
     """
 
@@ -61,6 +68,11 @@ class State:
         self.base_now_v = np.full(n, np.nan)
         self.need_initial = tables.slot_of["cumulative"] >= 0
         self.n_need_initial = int(self.need_initial.sum())
+        self.base_from = np.full(n, NEVER, dtype=np.int64)
+        self.base_from_max = int(NEVER)
+        self.band_lo = np.full(n, -np.inf)
+        self.band_hi = np.full(n, np.inf)
+        self.watch = np.zeros(n, dtype=np.bool_)
         self.dev_last_t = np.full(d, NEVER, dtype=np.int64)
         self.dev_grade = np.zeros(d, dtype=np.int64)
         self.sync_baselines(np.arange(n))
@@ -71,9 +83,58 @@ class State:
         """Copy the newest baseline of series `sx` into their cumulative slots' offsets."""
         slot = self.tables.slot_of["cumulative"][sx]
         has = slot >= 0
-        slot, sx = slot[has], sx[has]
-        self.offset[slot] = self.base_now_v[sx]
-        self.offset_from_t[slot] = self.base_now_t[sx]
+        slot, cx = slot[has], sx[has]
+        self.offset[slot] = self.base_now_v[cx]
+        self.offset_from_t[slot] = self.base_now_t[cx]
+        dated = cx[~np.isnan(self.base_now_v[cx])]
+        self.base_from[dated] = self.base_now_t[dated]
+        if dated.shape[0]:
+            self.base_from_max = max(self.base_from_max, int(self.base_now_t[dated].max()))
+        self.bands(sx)
+
+    def bands(self, sx: NDArray[np.int64]) -> None:
+        """Recompute the value bands of series `sx` from their affine slots (see `band_lo`).
+
+        Slot by slot, the readings that reach the hold threshold h (signed so that larger is
+        worse) of `(value - offset) * scale` lie above `offset + h / scale`, below `offset -
+        h / scale`, or both (a magnitude); the band is widened by a relative 1e-9 so that
+        rounding never hides one. A slot it cannot bound (no baseline yet, a downward
+        magnitude) gives an empty band: every reading is graded.
+        """
+        tables = self.tables
+        slots = tables.lvl_cols[:, sx]  # (w, m): -1 where a series has fewer slots
+        used = slots >= 0
+        k = np.where(used, slots, 0)
+        h, off = tables.thr_hold0[k], self.offset[k]
+        scale, up, mag = tables.scale[k], tables.direction[k] > 0, tables.magnitude[k]
+        finite = np.isfinite(h)
+        reach = np.where(finite, h / scale, 0.0)
+        margin = 1e-9 * (np.abs(off) + np.abs(reach)) + 1e-300
+        above = np.where(finite, off + reach - margin, np.inf)
+        below = np.where(finite, off - reach + margin, -np.inf)
+        hi = np.where(up, above, np.inf)
+        lo = np.where(up, np.where(mag, below, -np.inf), below)
+        # a downward magnitude is hot near its offset, not beyond a bound; no baseline: NaN
+        unbounded = (mag & ~up) | (mag & up & finite & (h <= 0)) | np.isnan(off)
+        lo = np.where(used & unbounded, np.inf, np.where(used, lo, -np.inf))
+        hi = np.where(used, hi, np.inf)
+        self.band_lo[sx] = lo.max(axis=0, initial=-np.inf)
+        self.band_hi[sx] = hi.min(axis=0, initial=np.inf)
+
+    def note_busy(self, slots: NDArray[np.int64]) -> None:
+        """Update `watch` after the state machine stepped `slots` (every slot stepped of a
+        series that has busy affine slots is among them)."""
+        tables = self.tables
+        affine = slots[tables.is_affine[slots]]
+        sx = tables.slot_sx[affine]
+        self.watch[sx] = False
+        self.watch[sx[self.busy[affine]]] = True
+
+    def refresh_watch(self) -> None:
+        """Recompute `watch` from every slot (after grades were set from outside)."""
+        self.watch[:] = False
+        busy = (self.busy & self.tables.is_affine).nonzero()[0]
+        self.watch[self.tables.slot_sx[busy]] = True
 
     def set_baseline(self, sx: int, value: float, valid_from_us: int) -> None:
         """Add a dated baseline to series `sx`: readings from `valid_from_us` use `value`."""
@@ -120,11 +181,14 @@ class State:
         for i in slots:
             self.grade[i] = 0
             self.busy[i] = bool(self.runs[i, 0])
+        self.refresh_watch()
 
     def restore_grade(self, slot: int, grade: Grade) -> None:
         """Set the grade of a slot's open alert (read back from the database)."""
         self.grade[slot] = int(grade)
         self.busy[slot] = bool(grade) or bool(self.runs[slot, 0])
+        if self.busy[slot] and self.tables.is_affine[slot]:
+            self.watch[self.tables.slot_sx[slot]] = True
 
     # --- taking over -----------------------------------------------------------------------
 
@@ -150,6 +214,7 @@ class State:
                 self.grade[i], self.busy[i] = old.grade[j], old.busy[j]
                 self.runs[i] = old.runs[j]
                 self.aux_run[i], self.aux_period[i] = old.aux_run[j], old.aux_period[j]
+        self.refresh_watch()
         index = {dev: d for d, dev in enumerate(theirs.dev_ids)}
         for d, dev in enumerate(mine.dev_ids):
             od = index.get(dev)

@@ -32,8 +32,9 @@ from rules.profiles import Profile
 from rules.resolve import ResolvedRule
 from rules.types import Grade, SeriesInfo
 
-LEVEL_ORDER: tuple[str, ...] = (*LATE_KINDS, "rate")
-"""Kinds graded together in the engine's level pass: the affine measures and the rate."""
+AFFINE_KINDS: tuple[str, ...] = LATE_KINDS
+"""Kinds whose measure is `(value - offset) * scale` (`rules.measures.scaled_change`), graded
+together in one pass: the kinds that grade a reading on its own."""
 
 _I = NDArray[np.int64]
 _F = NDArray[np.float64]
@@ -89,9 +90,11 @@ class Tables:
             magnitude where set (`rules.measures.scaled_change`); a cumulative slot's offset
             is its baseline and lives in `rules.state`.
         count, epsilon, period_us: (p,) stuck and consecutive options.
-        is_rate: (p,) the slot is a rate rule.
-        lvl_cols: (w, n) per series its level-pass slots as columns (-1: none).
+        is_affine: (p,) the slot is of an affine kind (`AFFINE_KINDS`).
+        slot_sx: (p,) the series index of each slot.
+        lvl_cols: (w, n) per series its affine slots as columns (-1: none).
         rate_of: (n,) per series its rate series index (a rate or consecutive rule), or -1.
+        rate_slot: (r,) per rate series its rate rule's slot, or -1 (a consecutive rule only).
         rate_window_us: (r,) per rate series its window, µs, a multiple of 4.
         series_dev: (n,) per series its device index.
         dev_ids: (d,) device ids, ascending; dev_rep: each one's first series.
@@ -122,9 +125,11 @@ class Tables:
     count: _I
     epsilon: _F
     period_us: _I
-    is_rate: _B
+    is_affine: _B
+    slot_sx: _I
     lvl_cols: _I
     rate_of: _I
+    rate_slot: _I
     rate_window_us: _I
     series_dev: _I
     dev_ids: Sequence[int]
@@ -229,19 +234,21 @@ def compile_tables(
             np.array([o.epsilon if isinstance(o, StuckOptions) else 0.0 for o in opts])
         ),
         period_us=_frozen(np.array([int(x * US_PER_S) for x in periods], dtype=np.int64)),
-        is_rate=_frozen(np.array([r.kind == "rate" for r in rules], dtype=np.bool_)),
+        is_affine=_frozen(np.array([r.kind in AFFINE_KINDS for r in rules], dtype=np.bool_)),
+        slot_sx=_frozen(np.array([slot.sx for slot in slots], dtype=np.int64)),
         lvl_cols=lvl_cols,
         rate_of=rate_of,
+        rate_slot=_frozen(slot_of["rate"][np.flatnonzero(rate_of >= 0)]),
         rate_window_us=rate_window,
         **devices,
     )
 
 
 def _level_table(n: int, slot_of: Mapping[str, _I]) -> _I:
-    """Level-pass slots of each series as columns of one table, graded in a single pass;
+    """Affine slots of each series as columns of one table, graded in a single pass;
     transposed, so that the slots of a batch's rows come out column by column."""
     cols: list[list[int]] = [[] for _ in range(n)]
-    for kind in LEVEL_ORDER:
+    for kind in AFFINE_KINDS:
         table = slot_of[kind]
         for x in np.flatnonzero(table >= 0).tolist():
             cols[x].append(int(table[x]))
