@@ -294,22 +294,19 @@ class Engine:
         step = step_change(v, first, state.last_v.take(sx.take(first)))
         if state.n_need_initial:
             rows += self._initial_baselines(sx, t, v, first, emit)
-        parts: list[Graded] = []
         suspect = np.zeros(sx.shape[0], dtype=np.bool_)
         if tables.present["jump"]:
-            parts.append(grader.jump(*grader.select("jump", sx), step, suspect))
+            grader.jump(*grader.select("jump", sx), step, suspect)
         if tables.present["stuck"]:
             r, slot = grader.select("stuck", sx)
             if r.shape[0]:
-                parts.append(grader.stuck(r, slot, v, step, starts))
+                grader.stuck(r, slot, v, step, starts)
         if suspect.any():
             good = (~suspect).nonzero()[0]
             sx_good = sx[good]
         else:
             good, sx_good = np.arange(sx.shape[0]), sx
-        affine = grader.affine(sx, t, v, good, sx_good)
-        if affine is not None:
-            parts.append(affine)
+        grader.affine(sx, t, v, good, sx_good)
         rate = None
         if tables.rate_window_us.shape[0]:
             rate, r, ri = self._ring.rates(t, v, good, tables.rate_of.take(sx_good))
@@ -317,22 +314,23 @@ class Engine:
                 slot = tables.rate_slot.take(ri)
                 has = (slot >= 0).nonzero()[0]
                 r = r.take(has)
-                parts.append(grader.levels(slot.take(has), r, rate.take(r)))
+                grader.levels(slot.take(has), r, rate.take(r))
         if tables.present["consecutive"] and rate is not None:
             r, slot = grader.select("consecutive", sx_good, good)
             if r.shape[0]:
-                parts.append(grader.consecutive(slot, r, t, rate))
+                grader.consecutive(slot, r, t, rate)
         if tables.present["crane_wind"] or tables.present["rated_curve"]:
             base = int(t.min()) - 1
             sources = Sources(sx_good, good, t, v, base, int(t.max()) - base + 1)
             if tables.present["crane_wind"]:
                 r, slot = grader.select("crane_wind", sx_good, good)
-                parts.append(grader.crane_wind(slot, r, t, v, sources))
+                grader.crane_wind(slot, r, t, v, sources)
             if tables.present["rated_curve"]:
                 r, slot = grader.select("rated_curve", sx_good, good)
-                parts.append(grader.rated_curve(slot, r, t, v, sources))
-        if parts:
-            rows += self._step(parts, t, emit)
+                grader.rated_curve(slot, r, t, v, sources)
+        graded = grader.graded()
+        if graded is not None:
+            rows += self._step(graded, t, emit)
         ends = k.segment_ends(starts).nonzero()[0]
         last_sx, last_t = sx[ends], t[ends]
         state.last_t[last_sx] = last_t
@@ -387,12 +385,10 @@ class Engine:
             for i in rows.tolist()
         ]
 
-    def _step(self, parts: list[Graded], t: _I, emit: bool) -> list[Row]:
+    def _step(self, graded: Graded, t: _I, emit: bool) -> list[Row]:
         """Run the state machine over the graded rows of all kinds; store the new state."""
         tables, state = self._tables, self._state
-        slot, rows, g_up, g_hold, measure = (
-            np.concatenate(column) for column in zip(*parts, strict=True)
-        )
+        slot, rows, g_up, g_hold, measure = graded
         if slot.shape[0] == 0:
             return []
         starts = k.segment_starts(slot)

@@ -53,6 +53,8 @@ class Grader:
         self.tables, self.state = tables, state
         self.wind, self.radius, self.hosts = wind, radius, hosts
         self.skip_quiet = True
+        self._level: list[tuple[_I, _I, _F]] = []
+        self._single: list[tuple[_I, _I, _F, _B]] = []
 
     def select(self, kind: str, sx: _I, among: _I | None = None) -> tuple[_I, _I]:
         """Rows (indices into the sorted batch) whose series has a `kind` rule, and its slot.
@@ -65,7 +67,7 @@ class Grader:
         rows = (slot >= 0).nonzero()[0]
         return (rows if among is None else among[rows]), slot[rows]
 
-    def affine(self, sx: _I, t: _I, v: _F, good: _I, sx_good: _I) -> Graded | None:
+    def affine(self, sx: _I, t: _I, v: _F, good: _I, sx_good: _I) -> None:
         """Grade the affine level rules (absolute, ratio, deviation, cumulative) of the rows
         `good` (their series `sx_good`) in one pass.
 
@@ -85,9 +87,8 @@ class Grader:
             pick = flag.take(sx_good).nonzero()[0]
             good, sx_good = good.take(pick), sx_good.take(pick)
         rows, slot = self.level_pairs(sx_good, good)
-        if rows.shape[0] == 0:
-            return None
-        return self.levels(slot, rows, self.measure(slot, rows, sx, t, v))
+        if rows.shape[0]:
+            self.levels(slot, rows, self.measure(slot, rows, sx, t, v))
 
     def level_pairs(self, sx_among: _I, among: _I) -> tuple[_I, _I]:
         """(row, slot) pairs of the affine rules of the rows `among` (their series
@@ -114,26 +115,56 @@ class Grader:
         busy[hot_slots] = was
         return keep
 
-    def levels(self, slot: _I, rows: _I, m: _F) -> Graded:
-        """Grade a level rule's measure against its thresholds (NaN measures are skipped)."""
-        tables = self.tables
-        signed = m * tables.direction.take(slot)
-        if self.skip_quiet:
-            keep = self.keep(slot, signed >= tables.thr_hold0.take(slot))  # NaN: not hot
-            keep = keep[~np.isnan(m[keep])]
-        else:
-            keep = (~np.isnan(m)).nonzero()[0]
-        slot, rows, m, signed = slot[keep], rows[keep], m[keep], signed[keep]
-        g_up, g_hold = k.grade_pair(signed, tables.thr_both.take(slot, axis=0))
-        return Graded(slot, rows, g_up, g_hold, m)
+    def levels(self, slot: _I, rows: _I, m: _F) -> None:
+        """Add rows of a level rule and their measure (NaN: not graded) to the batch's grading."""
+        self._level.append((slot, rows, m))
 
-    def single(self, slot: _I, rows: _I, m: _F, hit: _B) -> Graded:
-        """Grade a one-level rule (sensor fault, consecutive, combination): hit or normal."""
+    def single(self, slot: _I, rows: _I, m: _F, hit: _B) -> None:
+        """Add rows of a one-level rule (sensor fault, consecutive, combination), whether each
+        hits, and the measure to show, to the batch's grading."""
+        self._single.append((slot, rows, m, hit))
+
+    def graded(self) -> Graded | None:
+        """Grade the rows added by the steps of this batch, all kinds at once: a level rule's
+        measure against its thresholds and less hysteresis, a one-level rule hit or normal.
+        Rows of quiet slots are dropped (not during a replay), and NaN measures."""
+        tables = self.tables
+        lv, one = self._level, self._single
+        self._level, self._single = [], []
+        if not lv and not one:
+            return None
+        empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
+        ls, lr, lm = (
+            (np.concatenate(c) for c in zip(*lv, strict=True))
+            if lv
+            else (empty_i,) * 2 + (empty_f,)
+        )
+        ss, sr, sm, sh = (
+            (np.concatenate(c) for c in zip(*one, strict=True))
+            if one
+            else (empty_i, empty_i, empty_f, np.zeros(0, np.bool_))
+        )
+        signed = lm * tables.direction.take(ls)
+        n_level = ls.shape[0]
         if self.skip_quiet:
-            keep = self.keep(slot, hit)
-            slot, rows, m, hit = slot[keep], rows[keep], m[keep], hit[keep]
-        g = np.where(hit, self.tables.level[slot], 0)
-        return Graded(slot, rows, g, g, m)
+            hot = np.concatenate((signed >= tables.thr_hold0.take(ls), sh))  # NaN: not hot
+            keep = self.keep(np.concatenate((ls, ss)), hot)
+            split = int(keep.searchsorted(n_level))
+            kl, ks = keep[:split], keep[split:] - n_level
+        else:
+            kl, ks = np.arange(n_level), np.arange(ss.shape[0])
+        kl = kl[~np.isnan(lm.take(kl))]
+        ls = ls.take(kl)
+        g_up, g_hold = k.grade_pair(signed.take(kl), tables.thr_both.take(ls, axis=0))
+        ss = ss.take(ks)
+        g = np.where(sh.take(ks), tables.level.take(ss), 0)
+        return Graded(
+            np.concatenate((ls, ss)),
+            np.concatenate((lr.take(kl), sr.take(ks))),
+            np.concatenate((g_up, g)),
+            np.concatenate((g_hold, g)),
+            np.concatenate((lm.take(kl), sm.take(ks))),
+        )
 
     def measure(self, slot: _I, rows: _I, sx: _I, t: _I, v: _F) -> _F:
         """The affine measure of level rules at `rows` of the columns (NaN: cannot be graded).
@@ -155,14 +186,14 @@ class Grader:
             )
         return m
 
-    def jump(self, rows: _I, slot: _I, step: _F, suspect: _B) -> Graded:
+    def jump(self, rows: _I, slot: _I, step: _F, suspect: _B) -> None:
         """Impossible steps: the step itself graded, and its rows marked `suspect`."""
         jump = step[rows]
         hit = ms.jumps(jump, self.tables.thr_up0[slot])
         suspect[rows[hit]] = True
-        return self.single(slot, rows, jump, hit)
+        self.single(slot, rows, jump, hit)
 
-    def stuck(self, rows: _I, slot: _I, v: _F, step: _F, starts: _B) -> Graded:
+    def stuck(self, rows: _I, slot: _I, v: _F, step: _F, starts: _B) -> None:
         """Stuck sensor: `count` equal readings in a row (within `epsilon`); `step` is each
         reading's change from its predecessor."""
         tables, state = self.tables, self.state
@@ -170,15 +201,16 @@ class Grader:
         mine = step[rows]
         if not (mine <= epsilon).any():  # the usual batch: every run of equal readings broken
             state.aux_run[slot] = 0
-            return self.single(slot, rows, v[rows], np.zeros(rows.shape[0], dtype=np.bool_))
+            self.single(slot, rows, v[rows], np.zeros(rows.shape[0], dtype=np.bool_))
+            return
         seg = starts[rows]
         need = np.maximum(tables.count[slot] - 1, 1)
         run = ms.stuck_runs(mine, epsilon, seg, state.aux_run[slot], need)
         ends = k.segment_ends(seg)
         state.aux_run[slot[ends]] = run[ends]
-        return self.single(slot, rows, v[rows], run >= need)
+        self.single(slot, rows, v[rows], run >= need)
 
-    def consecutive(self, slot: _I, rows: _I, t: _I, rate: _F) -> Graded:
+    def consecutive(self, slot: _I, rows: _I, t: _I, rate: _F) -> None:
         """GB 50497-2019 table 8.0.4 note 2: the rate over `share` of the limit in `count`
         consecutive periods. A period's reading is its first; one empty period is tolerated,
         a longer gap restarts the count."""
@@ -194,11 +226,12 @@ class Grader:
         slot, rows, pslot, prev = slot[keep], rows[keep], pslot[keep], prev[keep]
         m = rate[rows]
         if rows.shape[0] == 0:
-            return self.single(slot, rows, m, np.zeros(0, dtype=np.bool_))
+            return
         over = m > tables.thr_top[slot]
         if not over.any():  # the usual batch: every run of periods over the share is broken
             state.aux_run[slot] = 0
-            return self.single(slot, rows, np.nan_to_num(m), over)
+            self.single(slot, rows, np.nan_to_num(m), over)
+            return
         seg = k.segment_starts(slot)
         gap = pslot - prev > 2
         restart = seg | gap
@@ -208,9 +241,9 @@ class Grader:
         run = k.run_lengths(over, first, carry, tables.count[slot])
         ends = k.segment_ends(seg)
         state.aux_run[slot[ends]] = run[ends]
-        return self.single(slot, rows, np.nan_to_num(m), run >= tables.count[slot])
+        self.single(slot, rows, np.nan_to_num(m), run >= tables.count[slot])
 
-    def crane_wind(self, slot: _I, rows: _I, t: _I, v: _F, sources: Sources) -> Graded:
+    def crane_wind(self, slot: _I, rows: _I, t: _I, v: _F, sources: Sources) -> None:
         """A crane lifting (load at least `min_load_t`) while the newest wind reading of its
         work, at most `max_wind_age_s` old, is at or over the stop-lifting limit."""
         hosts = self.hosts
@@ -220,9 +253,9 @@ class Grader:
         hit = ms.lifting_in_wind(
             v[rows], w_v, hosts.min_load_t[slot], self.tables.thr_up3[slot], fresh
         )
-        return self.single(slot, rows, np.where(fresh, w_v, 0.0), hit)
+        self.single(slot, rows, np.where(fresh, w_v, 0.0), hit)
 
-    def rated_curve(self, slot: _I, rows: _I, t: _I, v: _F, sources: Sources) -> Graded:
+    def rated_curve(self, slot: _I, rows: _I, t: _I, v: _F, sources: Sources) -> None:
         """Load as a share of the rated load at the crane's current radius: the newest radius
         reading of the same device, at most `max_radius_age_s` old, on the work's rated load
         curve (linear between its points, flat beyond its ends). No fresh radius: not graded."""
@@ -231,7 +264,7 @@ class Grader:
         r_v, r_t = self.radius.newest(hosts.radius_group[slot], host_t, sources)
         rated = hosts.curves.rated_load(r_v, hosts.curve_of[slot])
         fresh = ms.in_force(host_t, r_t, hosts.max_radius_age_us[slot])  # NEVER: not in force
-        return self.levels(slot, rows, np.where(fresh, v[rows] / rated, np.nan))
+        self.levels(slot, rows, np.where(fresh, v[rows] / rated, np.nan))
 
     def late(self, sx: _I, t: _I, v: _F) -> list[tuple[int, int, int, int, float]]:
         """Grade late readings (older than their series' newest graded one) on their own, by
