@@ -164,22 +164,7 @@ class CheckpointRing:
         self.ref_v = np.full(r, np.nan)
         self.ref_until = np.full(r, NEVER, dtype=np.int64)  # NEVER: nothing remembered
 
-    def rates(self, t: _I, v: _F, good: _I, ri_good: _I) -> tuple[_F, _I, _I]:
-        """Rate of change per day over each rate series' window, for every row of a sorted
-        batch (NaN if none). Only the rows `good` (their rate series `ri_good`, -1 for none)
-        are graded and advance the ring.
-
-        Returns:
-            The rates, the rows of rate series among `good` and their rate series.
-        """
-        rate = np.full(t.shape[0], np.nan)
-        pos = (ri_good >= 0).nonzero()[0]
-        rows, ri = good.take(pos), ri_good.take(pos)
-        if rows.shape[0]:
-            rate[rows] = self._rates(ri, t.take(rows), v.take(rows))
-        return rate, rows, ri
-
-    def _rates(self, ri: _I, tt: _I, vv: _F) -> _F:
+    def rates(self, ri: _I, tt: _I, vv: _F) -> _F:
         """Rate per day of each row against its reference (NaN if none); advances the ring.
 
         Args:

@@ -307,18 +307,20 @@ class Engine:
         else:
             good, sx_good = np.arange(sx.shape[0]), sx
         grader.affine(sx, t, v, good, sx_good)
-        rate = None
-        if tables.rate_window_us.shape[0]:
-            rate, r, ri = self._ring.rates(t, v, good, tables.rate_of.take(sx_good))
-            if tables.present["rate"] and r.shape[0]:
-                slot = tables.rate_slot.take(ri)
-                has = (slot >= 0).nonzero()[0]
-                r = r.take(has)
-                grader.levels(slot.take(has), r, rate.take(r))
-        if tables.present["consecutive"] and rate is not None:
-            r, slot = grader.select("consecutive", sx_good, good)
-            if r.shape[0]:
-                grader.consecutive(slot, r, t, rate)
+        ri = tables.rate_of.take(sx_good)
+        pos = (ri >= 0).nonzero()[0]
+        if pos.shape[0]:
+            # a series' rate rule and 3-in-a-row rule share its rate
+            r, ri = good.take(pos), ri.take(pos)
+            rate = self._ring.rates(ri, t.take(r), v.take(r))
+            slot = tables.rate_slot.take(ri)
+            has = (slot >= 0).nonzero()[0]
+            if has.shape[0]:
+                grader.levels(slot.take(has), r.take(has), rate.take(has))
+            slot = tables.consecutive_slot.take(ri)
+            has = (slot >= 0).nonzero()[0]
+            if has.shape[0]:
+                grader.consecutive(slot.take(has), r.take(has), t, rate.take(has))
         if tables.present["crane_wind"] or tables.present["rated_curve"]:
             base = int(t.min()) - 1
             sources = Sources(sx_good, good, t, v, base, int(t.max()) - base + 1)

@@ -213,7 +213,7 @@ class Grader:
     def consecutive(self, slot: _I, rows: _I, t: _I, rate: _F) -> None:
         """GB 50497-2019 table 8.0.4 note 2: the rate over `share` of the limit in `count`
         consecutive periods. A period's reading is its first; one empty period is tolerated,
-        a longer gap restarts the count."""
+        a longer gap restarts the count. `rate` is each row's rate."""
         tables, state = self.tables, self.state
         pslot = t[rows] // tables.period_us[slot]
         seg = k.segment_starts(slot)
@@ -224,7 +224,7 @@ class Grader:
         state.aux_period[slot[ends]] = pslot[ends]
         keep = first_of_period.nonzero()[0]
         slot, rows, pslot, prev = slot[keep], rows[keep], pslot[keep], prev[keep]
-        m = rate[rows]
+        m = rate[keep]
         if rows.shape[0] == 0:
             return
         over = m > tables.thr_top[slot]

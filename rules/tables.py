@@ -95,6 +95,7 @@ class Tables:
         lvl_cols: (w, n) per series its affine slots as columns (-1: none).
         rate_of: (n,) per series its rate series index (a rate or consecutive rule), or -1.
         rate_slot: (r,) per rate series its rate rule's slot, or -1 (a consecutive rule only).
+        consecutive_slot: (r,) per rate series its 3-in-a-row rule's slot, or -1.
         rate_window_us: (r,) per rate series its window, µs, a multiple of 4.
         series_dev: (n,) per series its device index.
         dev_ids: (d,) device ids, ascending; dev_rep: each one's first series.
@@ -130,6 +131,7 @@ class Tables:
     lvl_cols: _I
     rate_of: _I
     rate_slot: _I
+    consecutive_slot: _I
     rate_window_us: _I
     series_dev: _I
     dev_ids: Sequence[int]
@@ -239,6 +241,7 @@ def compile_tables(
         lvl_cols=lvl_cols,
         rate_of=rate_of,
         rate_slot=_frozen(slot_of["rate"][np.flatnonzero(rate_of >= 0)]),
+        consecutive_slot=_frozen(slot_of["consecutive"][np.flatnonzero(rate_of >= 0)]),
         rate_window_us=rate_window,
         **devices,
     )
