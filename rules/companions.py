@@ -23,6 +23,7 @@ from rules.kinds import CraneWindOptions, RatedCurveOptions
 from rules.measures import US_PER_S, CurveStack, rate_per_day
 from rules.state import NEVER
 from rules.tables import Tables
+from rules.types import SeriesInfo
 
 RING = 16
 """Rate checkpoints kept per series: one per quarter window over 3 windows, and spare."""
@@ -31,6 +32,8 @@ _POSITIONS = np.arange(RING)[None, :]
 
 _I = NDArray[np.int64]
 _F = NDArray[np.float64]
+Group = tuple[str, int]
+"""A companion group: ('wind', work id) or ('radius', device id)."""
 
 
 class Sources(NamedTuple):
@@ -48,9 +51,9 @@ class Sources(NamedTuple):
     span: int
 
 
-def group_order(sources: Sequence[int], groups: Iterable[int]) -> tuple[list[int], bool]:
-    """Number companion groups (works for wind, devices for radius) in the order of their
-    first companion series, the groups without one last.
+def group_order(sources: Sequence[Group], groups: Iterable[Group]) -> tuple[list[Group], bool]:
+    """Number companion groups (the wind of works, the radius of devices) in the order of
+    their first companion series, the groups without one last.
 
     With at most one companion series per group, a batch's companion rows, sorted by series
     and time, are then sorted by group and time as well, and need no sort of their own.
@@ -69,11 +72,12 @@ def group_order(sources: Sequence[int], groups: Iterable[int]) -> tuple[list[int
 
 
 class Companion:
-    """The newest reading of one kind of companion (wind per work, radius per device).
+    """The newest reading of companion series: per group, the wind of a work ('wind', work
+    id) or the radius of a crane ('radius', device id), looked up for both at once.
 
     Args:
-        group_of_series: per series (in engine order), its group (work or device id) if it
-            is a companion series, else None.
+        group_of_series: per series (in engine order), the group it is the companion series
+            of, else None.
         host_groups: the group of every host rule.
 
     Attributes:
@@ -82,11 +86,13 @@ class Companion:
         carry_t, carry_v: per group number, the newest companion reading so far (NEVER, NaN).
     """
 
-    def __init__(self, group_of_series: Sequence[int | None], host_groups: Iterable[int]) -> None:
+    def __init__(
+        self, group_of_series: Sequence[Group | None], host_groups: Iterable[Group]
+    ) -> None:
         companions = [g for g in group_of_series if g is not None]
         self.groups, self.presorted = group_order(companions, host_groups)
         number = {g: i for i, g in enumerate(self.groups)}
-        self.number: Mapping[int, int] = number
+        self.number: Mapping[Group, int] = number
         self.source_of = np.array(
             [-1 if g is None else number[g] for g in group_of_series], dtype=np.int64
         )
@@ -260,66 +266,67 @@ class Hosts(NamedTuple):
     """Per slot, what a crane-and-wind or rated-curve rule needs of its companions (p slots).
 
     Attributes:
-        wind_group: the wind group number of each crane-and-wind slot (-1: other slots).
+        group: the companion group number of each host slot (-1: other slots).
         min_load_t: load from which the crane counts as lifting, t (+inf: other slots).
-        max_wind_age_us: oldest wind reading in force, µs (0: other slots).
-        radius_group: the radius group number of each rated-curve slot (-1: other slots).
-        curve_of: its curve in `curves` (-1: other slots).
-        max_radius_age_us: oldest radius reading in force, µs (0: other slots).
+        max_age_us: oldest companion reading in force, µs (0: other slots).
+        curve_of: a rated-curve slot's curve in `curves` (-1: other slots).
         curves: every rated-curve slot's load chart, in slot order.
+        max_wind_age_us, max_radius_age_us: the longest of the wind and of the radius ages.
     """
 
-    wind_group: _I
+    group: _I
     min_load_t: _F
-    max_wind_age_us: _I
-    radius_group: _I
+    max_age_us: _I
     curve_of: _I
-    max_radius_age_us: _I
     curves: CurveStack
+    max_wind_age_us: int
+    max_radius_age_us: int
 
 
-def build_companions(tables: Tables) -> tuple[Companion, Companion, Hosts]:
-    """The wind and radius companions of `tables`' crane rules, and the per-slot host columns."""
+def build_companions(tables: Tables) -> tuple[Companion, Hosts]:
+    """The companion lookup of `tables`' crane rules, and the per-slot host columns."""
     series, slots, p = tables.series, tables.slots, len(tables.slots)
-    winds = [s for s in slots if isinstance(s.rule.options, CraneWindOptions)]
-    curves = [s for s in slots if isinstance(s.rule.options, RatedCurveOptions)]
-    wind_metric = {
-        series[h.sx].work_id: h.rule.options.wind_metric
-        for h in winds
-        if isinstance(h.rule.options, CraneWindOptions)
-    }
-    radius_metric = {
-        series[h.sx].device_id: h.rule.options.radius_metric
-        for h in curves
-        if isinstance(h.rule.options, RatedCurveOptions)
-    }
-    wind = Companion(
-        [s.work_id if wind_metric.get(s.work_id) == s.metric else None for s in series],
-        wind_metric,
-    )
-    radius = Companion(
-        [s.device_id if radius_metric.get(s.device_id) == s.metric else None for s in series],
-        radius_metric,
-    )
-    wind_group = np.full(p, -1, dtype=np.int64)
-    min_load = np.full(p, np.inf)
-    wind_age = np.zeros(p, dtype=np.int64)
-    radius_group = np.full(p, -1, dtype=np.int64)
-    curve_of = np.full(p, -1, dtype=np.int64)
-    radius_age = np.zeros(p, dtype=np.int64)
-    charts: list[tuple[tuple[float, float], ...]] = []
-    for i, slot in enumerate(slots):
-        opts = slot.rule.options
+    wanted: dict[Group, str] = {}  # group -> the metric of its companion series
+    for slot in slots:
+        opts, s = slot.rule.options, series[slot.sx]
         if isinstance(opts, CraneWindOptions):
-            wind_group[i] = wind.number[series[slot.sx].work_id]
-            min_load[i] = opts.min_load_t
-            wind_age[i] = int(opts.max_wind_age_s * US_PER_S)
+            wanted[("wind", s.work_id)] = opts.wind_metric
         elif isinstance(opts, RatedCurveOptions):
-            radius_group[i] = radius.number[series[slot.sx].device_id]
+            wanted[("radius", s.device_id)] = opts.radius_metric
+
+    def group_of(s: SeriesInfo) -> Group | None:
+        for group in (("wind", s.work_id), ("radius", s.device_id)):
+            if wanted.get(group) == s.metric:
+                return group
+        return None
+
+    companion = Companion([group_of(s) for s in series], wanted)
+    group = np.full(p, -1, dtype=np.int64)
+    min_load = np.full(p, np.inf)
+    age = np.zeros(p, dtype=np.int64)
+    curve_of = np.full(p, -1, dtype=np.int64)
+    charts: list[tuple[tuple[float, float], ...]] = []
+    ages = {"wind": [0], "radius": [0]}
+    for i, slot in enumerate(slots):
+        opts, s = slot.rule.options, series[slot.sx]
+        if isinstance(opts, CraneWindOptions):
+            group[i] = companion.number[("wind", s.work_id)]
+            min_load[i] = opts.min_load_t
+            age[i] = int(opts.max_wind_age_s * US_PER_S)
+            ages["wind"].append(int(age[i]))
+        elif isinstance(opts, RatedCurveOptions):
+            group[i] = companion.number[("radius", s.device_id)]
             curve_of[i] = len(charts)
-            radius_age[i] = int(opts.max_radius_age_s * US_PER_S)
+            age[i] = int(opts.max_radius_age_s * US_PER_S)
+            ages["radius"].append(int(age[i]))
             charts.append(opts.curve)
     hosts = Hosts(
-        wind_group, min_load, wind_age, radius_group, curve_of, radius_age, CurveStack.of(charts)
+        group,
+        min_load,
+        age,
+        curve_of,
+        CurveStack.of(charts),
+        max(ages["wind"]),
+        max(ages["radius"]),
     )
-    return wind, radius, hosts
+    return companion, hosts

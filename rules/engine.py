@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rules import kernels as k
-from rules.companions import CheckpointRing, Sources, build_companions
+from rules.companions import CheckpointRing, build_companions
 from rules.grading import Graded, Grader
 from rules.kinds import ConsecutiveOptions, RateOptions
 from rules.measures import S_PER_DAY, US_PER_S, step_change
@@ -77,9 +77,9 @@ class Engine:
         self._sid_to_sx = np.full(int(sids.max()) + 2 if len(graded) else 1, -1, dtype=np.int64)
         self._sid_to_sx[sids] = np.arange(len(graded))
         self._state = State(tables)
-        self._wind, self._radius, hosts = build_companions(tables)
+        self._companion, hosts = build_companions(tables)
         self._ring = CheckpointRing(tables.rate_window_us)
-        self._grader = Grader(tables, self._state, self._wind, self._radius, hosts)
+        self._grader = Grader(tables, self._state, self._companion, hosts)
         self._explain = Explainer(tables)
 
     def _sx(self, series_id: int) -> int:
@@ -119,10 +119,13 @@ class Engine:
             window = opts.window_s
             span = max(span, 3.25 * window, (2 * count + 2) * period + 3.25 * window)
         hosts, slot_of = self._grader.hosts, self._tables.slot_of
-        if self._wind.source_of[sx] >= 0 or slot_of["crane_wind"][sx] >= 0:
-            span = max(span, float(hosts.max_wind_age_us.max(initial=0)) / US_PER_S)
-        if self._radius.source_of[sx] >= 0 or slot_of["rated_curve"][sx] >= 0:
-            span = max(span, float(hosts.max_radius_age_us.max(initial=0)) / US_PER_S)
+        companion = self._companion
+        group = companion.source_of[sx]
+        kind = companion.groups[group][0] if group >= 0 else ""
+        if kind == "wind" or slot_of["crane_wind"][sx] >= 0:
+            span = max(span, hosts.max_wind_age_us / US_PER_S)
+        if kind == "radius" or slot_of["rated_curve"][sx] >= 0:
+            span = max(span, hosts.max_radius_age_us / US_PER_S)
         return int(span * US_PER_S)
 
     def history_readings(self, series_id: int) -> int:
@@ -216,8 +219,7 @@ class Engine:
                 if min(rate_of[sx], old_rate_of[ox]) >= 0
             ],
         )
-        self._wind.adopt(old._wind)
-        self._radius.adopt(old._radius)
+        self._companion.adopt(old._companion)
         return {self._tables.series[sx].series_id for sx, _ in pairs}
 
     def replay(self, batch: Batch) -> None:
@@ -322,14 +324,7 @@ class Engine:
             if has.shape[0]:
                 grader.consecutive(slot.take(has), r.take(has), t, rate.take(has))
         if tables.present["crane_wind"] or tables.present["rated_curve"]:
-            base = int(t.min()) - 1
-            sources = Sources(sx_good, good, t, v, base, int(t.max()) - base + 1)
-            if tables.present["crane_wind"]:
-                r, slot = grader.select("crane_wind", sx_good, good)
-                grader.crane_wind(slot, r, t, v, sources)
-            if tables.present["rated_curve"]:
-                r, slot = grader.select("rated_curve", sx_good, good)
-                grader.rated_curve(slot, r, t, v, sources)
+            grader.cranes(sx_good, good, t, v)
         graded = grader.graded()
         if graded is not None:
             rows += self._step(graded, t, emit)

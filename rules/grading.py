@@ -47,11 +47,9 @@ class Grader:
         skip_quiet: drop the rows of quiet slots (off during a replay, so runs stay exact).
     """
 
-    def __init__(
-        self, tables: Tables, state: State, wind: Companion, radius: Companion, hosts: Hosts
-    ) -> None:
+    def __init__(self, tables: Tables, state: State, companion: Companion, hosts: Hosts) -> None:
         self.tables, self.state = tables, state
-        self.wind, self.radius, self.hosts = wind, radius, hosts
+        self.companion, self.hosts = companion, hosts
         self.skip_quiet = True
         self._level: list[tuple[_I, _I, _F]] = []
         self._single: list[tuple[_I, _I, _F, _B]] = []
@@ -243,28 +241,33 @@ class Grader:
         state.aux_run[slot[ends]] = run[ends]
         self.single(slot, rows, np.nan_to_num(m), run >= tables.count[slot])
 
-    def crane_wind(self, slot: _I, rows: _I, t: _I, v: _F, sources: Sources) -> None:
-        """A crane lifting (load at least `min_load_t`) while the newest wind reading of its
-        work, at most `max_wind_age_s` old, is at or over the stop-lifting limit."""
-        hosts = self.hosts
-        host_t = t[rows]
-        w_v, w_t = self.wind.newest(hosts.wind_group[slot], host_t, sources)
-        fresh = ms.in_force(host_t, w_t, hosts.max_wind_age_us[slot])  # NEVER: not in force
-        hit = ms.lifting_in_wind(
-            v[rows], w_v, hosts.min_load_t[slot], self.tables.thr_up3[slot], fresh
-        )
-        self.single(slot, rows, np.where(fresh, w_v, 0.0), hit)
-
-    def rated_curve(self, slot: _I, rows: _I, t: _I, v: _F, sources: Sources) -> None:
-        """Load as a share of the rated load at the crane's current radius: the newest radius
-        reading of the same device, at most `max_radius_age_s` old, on the work's rated load
-        curve (linear between its points, flat beyond its ends). No fresh radius: not graded."""
-        hosts = self.hosts
-        host_t = t[rows]
-        r_v, r_t = self.radius.newest(hosts.radius_group[slot], host_t, sources)
-        rated = hosts.curves.rated_load(r_v, hosts.curve_of[slot])
-        fresh = ms.in_force(host_t, r_t, hosts.max_radius_age_us[slot])  # NEVER: not in force
-        self.levels(slot, rows, np.where(fresh, v[rows] / rated, np.nan))
+    def cranes(self, sx_good: _I, good: _I, t: _I, v: _F) -> None:
+        """The rules with a companion series, looked up together: a crane lifting (load at
+        least `min_load_t`) while the newest wind reading of its work, at most
+        `max_wind_age_s` old, is at or over the stop-lifting limit; the load as a share of the
+        rated load at the newest radius of the same device, at most `max_radius_age_s` old,
+        on the work's load chart (linear between its points, flat beyond its ends; no fresh
+        radius: not graded)."""
+        tables, hosts = self.tables, self.hosts
+        w_rows, w_slot = self.select("crane_wind", sx_good, good)
+        c_rows, c_slot = self.select("rated_curve", sx_good, good)
+        rows, slot = np.concatenate((w_rows, c_rows)), np.concatenate((w_slot, c_slot))
+        base = int(np.minimum.reduce(t)) - 1
+        sources = Sources(sx_good, good, t, v, base, int(np.maximum.reduce(t)) - base + 1)
+        host_t = t.take(rows)
+        c_v, c_t = self.companion.newest(hosts.group.take(slot), host_t, sources)
+        fresh = ms.in_force(host_t, c_t, hosts.max_age_us.take(slot))  # NEVER: not in force
+        load = v.take(rows)
+        n = w_rows.shape[0]
+        if n:
+            w_v, w_fresh, w = c_v[:n], fresh[:n], w_slot
+            hit = ms.lifting_in_wind(
+                load[:n], w_v, hosts.min_load_t.take(w), tables.thr_up3.take(w), w_fresh
+            )
+            self.single(w, w_rows, np.where(w_fresh, w_v, 0.0), hit)
+        if c_rows.shape[0]:
+            rated = hosts.curves.rated_load(c_v[n:], hosts.curve_of.take(c_slot))
+            self.levels(c_slot, c_rows, np.where(fresh[n:], load[n:] / rated, np.nan))
 
     def late(self, sx: _I, t: _I, v: _F) -> list[tuple[int, int, int, int, float]]:
         """Grade late readings (older than their series' newest graded one) on their own, by
