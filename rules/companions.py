@@ -111,12 +111,12 @@ class Companion:
             (companion value, companion time) per host row; time NEVER when there is none.
         """
         carry_t, carry_v = self.carry_t, self.carry_v
-        group = self.source_of[sources.sx]
+        group = self.source_of.take(sources.sx)
         pos = (group >= 0).nonzero()[0]
         if pos.shape[0] == 0:
-            return carry_v[host_group], carry_t[host_group]
-        group, src_rows = group[pos], sources.rows[pos]
-        src_t, src_v = sources.t[src_rows], sources.v[src_rows]
+            return carry_v.take(host_group), carry_t.take(host_group)
+        group, src_rows = group.take(pos), sources.rows.take(pos)
+        src_t, src_v = sources.t.take(src_rows), sources.v.take(src_rows)
         base, span = sources.base, sources.span
         key = group * span + (src_t - base)
         if not self.presorted:
@@ -124,9 +124,9 @@ class Companion:
             key, group, src_t, src_v = key[order], group[order], src_t[order], src_v[order]
         j = key.searchsorted(host_group * span + (host_t - base), side="right") - 1
         jc = np.maximum(j, 0)
-        have = (j >= 0) & (group[jc] == host_group)  # a reading at the same instant counts
-        out_v = np.where(have, src_v[jc], carry_v[host_group])
-        out_t = np.where(have, src_t[jc], carry_t[host_group])
+        have = (j >= 0) & (group.take(jc) == host_group)  # a reading at the same instant counts
+        out_v = np.where(have, src_v.take(jc), carry_v.take(host_group))
+        out_t = np.where(have, src_t.take(jc), carry_t.take(host_group))
         newer = k.segment_ends(k.segment_starts(group)) & (src_t > carry_t[group])
         carry_t[group[newer]] = src_t[newer]
         carry_v[group[newer]] = src_v[newer]

@@ -345,8 +345,8 @@ class Engine:
         t = np.asarray(batch.time_us, dtype=np.int64)
         v = np.asarray(batch.value, dtype=np.float64)
         table = self._sid_to_sx
-        if sid.shape[0] and sid.min() >= 0 and sid.max() < table.shape[0]:
-            sx = table[sid]  # the usual batch: no id outside the table
+        if sid.shape[0] and np.minimum.reduce(sid) >= 0 and np.maximum.reduce(sid) < table.shape[0]:
+            sx = table.take(sid)  # the usual batch: no id outside the table
             ok = (sx >= 0) & np.isfinite(v)
         else:
             inside = (sid >= 0) & (sid < table.shape[0])
@@ -358,7 +358,7 @@ class Engine:
             return sx, t, v, sx
         order, sx, t, dup = k.sort_rows(sx, t, len(self._tables.series))
         v = v.take(order)
-        watermark = self._state.last_t[sx]
+        watermark = self._state.last_t.take(sx)
         # a repeated (series, time), or a redelivery of the newest reading already graded
         dup |= t == watermark
         if dup.any():

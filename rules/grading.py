@@ -61,9 +61,9 @@ class Grader:
             sx: the series of the rows to look at: every row's, or those of `among`.
             among: the rows to look at (default all).
         """
-        slot = self.tables.slot_of[kind][sx]
+        slot = self.tables.slot_of[kind].take(sx)
         rows = (slot >= 0).nonzero()[0]
-        return (rows if among is None else among[rows]), slot[rows]
+        return (rows if among is None else among.take(rows)), slot.take(rows)
 
     def affine(self, sx: _I, t: _I, v: _F, good: _I, sx_good: _I) -> None:
         """Grade the affine level rules (absolute, ratio, deviation, cumulative) of the rows
@@ -120,6 +120,12 @@ class Grader:
     def single(self, slot: _I, rows: _I, m: _F, hit: _B) -> None:
         """Add rows of a one-level rule (sensor fault, consecutive, combination), whether each
         hits, and the measure to show, to the batch's grading."""
+        if self.skip_quiet and not hit.any():
+            # the usual case: only busy slots' rows can change anything
+            keep = self.state.busy.take(slot).nonzero()[0]
+            if keep.shape[0] == 0:
+                return
+            slot, rows, m, hit = slot.take(keep), rows.take(keep), m.take(keep), hit.take(keep)
         self._single.append((slot, rows, m, hit))
 
     def graded(self) -> Graded | None:
@@ -186,8 +192,8 @@ class Grader:
 
     def jump(self, rows: _I, slot: _I, step: _F, suspect: _B) -> None:
         """Impossible steps: the step itself graded, and its rows marked `suspect`."""
-        jump = step[rows]
-        hit = ms.jumps(jump, self.tables.thr_up0[slot])
+        jump = step.take(rows)
+        hit = ms.jumps(jump, self.tables.thr_up0.take(slot))
         suspect[rows[hit]] = True
         self.single(slot, rows, jump, hit)
 
@@ -195,13 +201,13 @@ class Grader:
         """Stuck sensor: `count` equal readings in a row (within `epsilon`); `step` is each
         reading's change from its predecessor."""
         tables, state = self.tables, self.state
-        epsilon = tables.epsilon[slot]
-        mine = step[rows]
+        epsilon = tables.epsilon.take(slot)
+        mine = step.take(rows)
         if not (mine <= epsilon).any():  # the usual batch: every run of equal readings broken
             state.aux_run[slot] = 0
-            self.single(slot, rows, v[rows], np.zeros(rows.shape[0], dtype=np.bool_))
+            self.single(slot, rows, v.take(rows), np.zeros(rows.shape[0], dtype=np.bool_))
             return
-        seg = starts[rows]
+        seg = starts.take(rows)
         need = np.maximum(tables.count[slot] - 1, 1)
         run = ms.stuck_runs(mine, epsilon, seg, state.aux_run[slot], need)
         ends = k.segment_ends(seg)

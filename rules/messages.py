@@ -6,7 +6,7 @@ Example: '围护墙顶部水平位移累计变化 31.2 mm，超过一级基坑�
 
 How each rule kind writes its measure is one entry of `WORDING`. A transition's text depends on
 its reading only through the measure's text, so the engine keeps one template per (slot, grades)
-(`level_template`) and fills in the value (`fill`, `formatter`).
+(`level_template`) and fills in the value (`fill`, `written`).
 """
 
 from __future__ import annotations
@@ -66,21 +66,23 @@ class Wording:
     cleared: tuple[str, str] | None = None
 
 
-def formatter(rule: ResolvedRule, subject: Subject) -> Callable[[float], str]:
-    """How `rule` writes its measure with its unit (the same text in both languages)."""
+def written(rule: ResolvedRule, subject: Subject) -> tuple[float, str]:
+    """How `rule` writes its measure x: `number(x * factor) + unit` (the same text in both
+    languages), as (factor, unit)."""
     style, unit = WORDING[rule.kind].quantity, subject.unit
     if style == "number":
-        return number
+        return 1.0, ""
     if style == "share" or unit == "1":
-        return lambda x: f"{number(x * 100)}%"
+        return 100.0, "%"
     if style == "per_day":
-        return lambda x: f"{number(x)} {unit}/d"
-    return lambda x: f"{number(x)} {unit}".rstrip()
+        return 1.0, f" {unit}/d"
+    return 1.0, f" {unit}".rstrip()
 
 
 def quantity(rule: ResolvedRule, subject: Subject, x: float) -> str:
-    """The graded measure `x` of `rule` with its unit (see `formatter`)."""
-    return formatter(rule, subject)(x)
+    """The graded measure `x` of `rule` with its unit (see `written`)."""
+    factor, unit = written(rule, subject)
+    return number(x * factor) + unit
 
 
 def _measure(rule: ResolvedRule, subject: Subject, q: str) -> tuple[str, str]:
@@ -271,7 +273,7 @@ def level_template(
 
 def fill(template: Template, q_v: str) -> tuple[str, str]:
     """The message of `template` (see `level_template`) for a measure written `q_v` (by
-    `formatter`)."""
+    `quantity`)."""
     return q_v.join(template[0]), q_v.join(template[1])
 
 

@@ -8,21 +8,19 @@ with the wording of `rules.messages`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from rules.kinds import SENSOR_KINDS
 from rules.measures import US_PER_S
 from rules.messages import (
     Subject,
-    Template,
     baseline_message,
-    fill,
-    formatter,
     late_message,
     level_message,
     level_template,
     offline_message,
     online_message,
+    written,
 )
 from rules.tables import Tables
 from rules.types import Action, Grade, Transition
@@ -58,9 +56,10 @@ def build(rows: Iterable[Row]) -> list[Transition]:
     ]
 
 
-_Change = tuple[str, Action, Grade, Grade, float, Template | None, Callable[[float], str]]
+_Change = tuple[str, Action, Grade, Grade, float, list[str], list[str], float, str]
 """What a change of a slot between two grades always says: rule, action, grades, threshold,
-message template and how the measure is written."""
+the message template in Chinese and English, and how the measure is written (factor, unit;
+see `messages.written`). Empty templates: the texts cannot be templated (`level_template`)."""
 
 
 class Explainer:
@@ -112,8 +111,9 @@ class Explainer:
         threshold = float(self.tables.thr_raw[slot, (g_to if g_to > g_from else g_from) - 1])
         before, after = _GRADES[g_from], _GRADES[g_to]
         template = level_template(action, s.rule, s.subject, before, after, threshold)
-        fmt = formatter(s.rule, s.subject)
-        change = (s.rule.rule, action, before, after, threshold, template, fmt)
+        zh, en = template if template is not None else ([], [])
+        factor, unit = written(s.rule, s.subject)
+        change = (s.rule.rule, action, before, after, threshold, zh, en, factor, unit)
         self._changes[key] = change
         return change
 
@@ -131,12 +131,15 @@ class Explainer:
             w = wording[i]
             key = (w if w >= 0 else self._wording_of(i)) * 25 + a * 5 + b
             change = changes.get(key) or self._change(i, key, a, b)
-            rule, action, before, after, thr, template, fmt = change
-            if template is None:
+            rule, action, before, after, thr, zh, en, factor, unit = change
+            if zh:
+                x = v * factor
+                # messages.number, inlined: the one formatting a transition needs
+                q = (f"{x:.0f}" if abs(x) >= 1000 else f"{x:.4g}") + unit
+                texts = (q.join(zh), q.join(en))
+            else:
                 s = self.tables.slots[i]
                 texts = level_message(action, s.rule, s.subject, before, after, v, thr)
-            else:
-                texts = fill(template, fmt(v))
             out.append((sids[i], rule, action, before, after, t, v, thr, texts))
         return out
 
