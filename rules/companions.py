@@ -152,7 +152,7 @@ class CheckpointRing:
     minutes, so each rate series remembers the ring entry its last lookup found and the time
     from which the next entry takes over (`ref_t`, `ref_v`, `ref_until`): a reading whose
     target time lies in between takes that entry without searching the ring. The ring is the
-    truth; the remembered entry is forgotten whenever the ring of its series changes.
+    truth; when it grows, the remembered entry's successor is set if it had none.
 
     Args:
         window_us: (r,) per rate series its window, µs, a multiple of 4.
@@ -252,7 +252,12 @@ class CheckpointRing:
         rows = series_r[:, None]
         self.ring_t[series_r] = np.where(from_ring, self.ring_t[rows, old], tt.take(new))
         self.ring_v[series_r] = np.where(from_ring, self.ring_v[rows, old], vv.take(new))
-        self.ref_until[series_r] = NEVER  # their rings changed: look them up again
+        # A remembered entry keeps its successor, unless it was the newest: then the first new
+        # checkpoint follows it. An entry pushed out of the ring has 16 newer checkpoints in
+        # 16 later quarter windows, so it is over 3 windows older than any later reading: no
+        # reference, as the ring says too.
+        until = self.ref_until.take(series_r)
+        self.ref_until[series_r] = np.where(until == _FOREVER, tt.take(ck.take(heads)), until)
 
     def adopt(self, old: CheckpointRing, pairs: Iterable[tuple[int, int]]) -> None:
         """Take over the checkpoints of rate series (here, there) with the same window."""
