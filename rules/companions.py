@@ -22,7 +22,7 @@ from rules import kernels as k
 from rules.kinds import CraneWindOptions, RatedCurveOptions
 from rules.measures import US_PER_S, CurveStack, rate_per_day
 from rules.state import NEVER
-from rules.tables import Tables
+from rules.tables import COMPANION, Tables
 from rules.types import SeriesInfo
 
 RING = 16
@@ -39,12 +39,15 @@ Group = tuple[str, int]
 class Sources(NamedTuple):
     """The rows of a batch that may be companion readings of a host rule.
 
-    `rows` are indices into the sorted columns `t`, `v`, and `sx` their series; `base` and
-    `span` turn (group, time) into one sortable key, `group * span + (time - base)`.
+    `rows` are indices into the sorted columns `t`, `v` (None: every row), `sx` their
+    series and `bits` their series' kind bits (`COMPANION` set for companion series, see
+    `Companion.bits`); `base` and `span` turn (group, time) into one sortable key,
+    `group * span + (time - base)`.
     """
 
     sx: _I
-    rows: _I
+    bits: NDArray[np.uint16]
+    rows: _I | None
     t: _I
     v: _F
     base: int
@@ -99,6 +102,10 @@ class Companion:
         self.carry_t = np.full(len(self.groups), NEVER, dtype=np.int64)
         self.carry_v = np.full(len(self.groups), np.nan)
 
+    def bits(self) -> NDArray[np.uint16]:
+        """`COMPANION` for each series that is a companion series, else 0."""
+        return np.where(self.source_of >= 0, COMPANION, 0).astype(np.uint16)
+
     def newest(self, host_group: _I, host_t: _I, sources: Sources) -> tuple[_F, _I]:
         """For each host row, the newest companion reading of its group at or before its time,
         from this batch or carried from earlier ones; the carry advances to each group's newest.
@@ -111,11 +118,11 @@ class Companion:
             (companion value, companion time) per host row; time NEVER when there is none.
         """
         carry_t, carry_v = self.carry_t, self.carry_v
-        group = self.source_of.take(sources.sx)
-        pos = (group >= 0).nonzero()[0]
+        pos = (sources.bits & COMPANION).nonzero()[0]
         if pos.shape[0] == 0:
             return carry_v.take(host_group), carry_t.take(host_group)
-        group, src_rows = group.take(pos), sources.rows.take(pos)
+        group = self.source_of.take(sources.sx.take(pos))
+        src_rows = pos if sources.rows is None else sources.rows.take(pos)
         src_t, src_v = sources.t.take(src_rows), sources.v.take(src_rows)
         base, span = sources.base, sources.span
         key = group * span + (src_t - base)

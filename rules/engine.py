@@ -23,7 +23,7 @@ from rules.measures import S_PER_DAY, US_PER_S, step_change
 from rules.profiles import Profile, load_profiles
 from rules.resolve import ResolvedRule, resolve_series
 from rules.state import NEVER, State
-from rules.tables import compile_tables
+from rules.tables import RATE_SERIES, compile_tables
 from rules.transitions import OFFLINE_RULE, Explainer, Row, build
 from rules.types import Batch, Grade, Override, SeriesInfo, Transition
 
@@ -78,6 +78,7 @@ class Engine:
         self._sid_to_sx[sids] = np.arange(len(graded))
         self._state = State(tables)
         self._companion, hosts = build_companions(tables)
+        self._kind_bits = tables.kind_bits | self._companion.bits()
         self._ring = CheckpointRing(tables.rate_window_us)
         self._grader = Grader(tables, self._state, self._companion, hosts)
         self._explain = Explainer(tables)
@@ -296,24 +297,23 @@ class Engine:
         step = step_change(v, first, state.last_v.take(sx.take(first)))
         if state.n_need_initial:
             rows += self._initial_baselines(sx, t, v, first, emit)
+        bits = self._kind_bits.take(sx)
         suspect = np.zeros(sx.shape[0], dtype=np.bool_)
         if tables.present["jump"]:
-            grader.jump(*grader.select("jump", sx), step, suspect)
+            grader.jump(*grader.select("jump", sx, bits), step, suspect)
         if tables.present["stuck"]:
-            r, slot = grader.select("stuck", sx)
+            r, slot = grader.select("stuck", sx, bits)
             if r.shape[0]:
                 grader.stuck(r, slot, v, step, starts)
-        if suspect.any():
-            good = (~suspect).nonzero()[0]
-            sx_good = sx[good]
-        else:
-            good, sx_good = np.arange(sx.shape[0]), sx
+        # the rows that are not suspect (None: every row)
+        good = (~suspect).nonzero()[0] if suspect.any() else None
+        sx_good, bits_good = (sx, bits) if good is None else (sx.take(good), bits.take(good))
         grader.affine(sx, t, v, good, sx_good)
-        ri = tables.rate_of.take(sx_good)
-        pos = (ri >= 0).nonzero()[0]
+        pos = (bits_good & RATE_SERIES).nonzero()[0]
         if pos.shape[0]:
             # a series' rate rule and 3-in-a-row rule share its rate
-            r, ri = good.take(pos), ri.take(pos)
+            r = pos if good is None else good.take(pos)
+            ri = tables.rate_of.take(sx_good.take(pos))
             rate = self._ring.rates(ri, t.take(r), v.take(r))
             slot = tables.rate_slot.take(ri)
             has = (slot >= 0).nonzero()[0]
@@ -324,7 +324,7 @@ class Engine:
             if has.shape[0]:
                 grader.consecutive(slot.take(has), r.take(has), t, rate.take(has))
         if tables.present["crane_wind"] or tables.present["rated_curve"]:
-            grader.cranes(sx_good, good, t, v)
+            grader.cranes(sx_good, bits_good, good, t, v)
         graded = grader.graded()
         if graded is not None:
             rows += self._step(graded, t, emit)
@@ -402,7 +402,7 @@ class Engine:
         ends = k.segment_ends(starts).nonzero()[0]
         last = slot[ends]
         state.grade[last] = grade[ends]
-        runs = runs.take(ends, axis=0)
+        runs = runs.take(ends, axis=1).T
         state.runs[last] = runs
         state.busy[last] = (grade[ends] > 0) | (runs[:, 0] > 0)
         state.note_busy(last)

@@ -21,7 +21,7 @@ from rules import kernels as k
 from rules import measures as ms
 from rules.companions import Companion, Hosts, Sources
 from rules.state import State
-from rules.tables import Tables
+from rules.tables import BIT, Tables
 
 _I = NDArray[np.int64]
 _F = NDArray[np.float64]
@@ -54,20 +54,23 @@ class Grader:
         self._level: list[tuple[_I, _I, _F]] = []
         self._single: list[tuple[_I, _I, _F, _B]] = []
 
-    def select(self, kind: str, sx: _I, among: _I | None = None) -> tuple[_I, _I]:
+    def select(
+        self, kind: str, sx: _I, bits: NDArray[np.uint16], among: _I | None = None
+    ) -> tuple[_I, _I]:
         """Rows (indices into the sorted batch) whose series has a `kind` rule, and its slot.
 
         Args:
-            sx: the series of the rows to look at: every row's, or those of `among`.
+            sx, bits: the series and their `Tables.kind_bits` of the rows to look at: every
+                row's, or those of `among`.
             among: the rows to look at (default all).
         """
-        slot = self.tables.slot_of[kind].take(sx)
-        rows = (slot >= 0).nonzero()[0]
-        return (rows if among is None else among.take(rows)), slot.take(rows)
+        pos = (bits & BIT[kind]).nonzero()[0]
+        slot = self.tables.slot_of[kind].take(sx.take(pos))
+        return (pos if among is None else among.take(pos)), slot
 
-    def affine(self, sx: _I, t: _I, v: _F, good: _I, sx_good: _I) -> None:
+    def affine(self, sx: _I, t: _I, v: _F, good: _I | None, sx_good: _I) -> None:
         """Grade the affine level rules (absolute, ratio, deviation, cumulative) of the rows
-        `good` (their series `sx_good`) in one pass.
+        `good` (None: every row; their series `sx_good`) in one pass.
 
         Only the rows of series that may change state are graded: a series with a busy
         affine slot (`State.watch`), or with a reading outside its value band (`State.bands`)
@@ -75,15 +78,19 @@ class Grader:
         """
         state = self.state
         if self.skip_quiet:
-            vg = v.take(good)
-            near = (vg <= state.band_lo.take(sx_good)) | (vg >= state.band_hi.take(sx_good))
+            vg = v if good is None else v.take(good)
+            band = state.band.take(sx_good, axis=0)
+            near = (vg <= band[:, 0]) | (vg >= band[:, 1])
             flag = state.watch.copy()
             flag[sx_good[near]] = True
             if state.base_from_max > int(np.minimum.reduce(t)):
-                older = t.take(good) < state.base_from.take(sx_good)
-                flag[sx_good[older]] = True
+                tg = t if good is None else t.take(good)
+                flag[sx_good[tg < state.base_from.take(sx_good)]] = True
             pick = flag.take(sx_good).nonzero()[0]
-            good, sx_good = good.take(pick), sx_good.take(pick)
+            sx_good = sx_good.take(pick)
+            good = pick if good is None else good.take(pick)
+        elif good is None:
+            good = np.arange(sx_good.shape[0])
         rows, slot = self.level_pairs(sx_good, good)
         if rows.shape[0]:
             self.levels(slot, rows, self.measure(slot, rows, sx, t, v))
@@ -247,7 +254,7 @@ class Grader:
         state.aux_run[slot[ends]] = run[ends]
         self.single(slot, rows, np.nan_to_num(m), run >= tables.count[slot])
 
-    def cranes(self, sx_good: _I, good: _I, t: _I, v: _F) -> None:
+    def cranes(self, sx_good: _I, bits: NDArray[np.uint16], good: _I | None, t: _I, v: _F) -> None:
         """The rules with a companion series, looked up together: a crane lifting (load at
         least `min_load_t`) while the newest wind reading of its work, at most
         `max_wind_age_s` old, is at or over the stop-lifting limit; the load as a share of the
@@ -255,11 +262,11 @@ class Grader:
         on the work's load chart (linear between its points, flat beyond its ends; no fresh
         radius: not graded)."""
         tables, hosts = self.tables, self.hosts
-        w_rows, w_slot = self.select("crane_wind", sx_good, good)
-        c_rows, c_slot = self.select("rated_curve", sx_good, good)
+        w_rows, w_slot = self.select("crane_wind", sx_good, bits, good)
+        c_rows, c_slot = self.select("rated_curve", sx_good, bits, good)
         rows, slot = np.concatenate((w_rows, c_rows)), np.concatenate((w_slot, c_slot))
         base = int(np.minimum.reduce(t)) - 1
-        sources = Sources(sx_good, good, t, v, base, int(np.maximum.reduce(t)) - base + 1)
+        sources = Sources(sx_good, bits, good, t, v, base, int(np.maximum.reduce(t)) - base + 1)
         host_t = t.take(rows)
         c_v, c_t = self.companion.newest(hosts.group.take(slot), host_t, sources)
         fresh = ms.in_force(host_t, c_t, hosts.max_age_us.take(slot))  # NEVER: not in force

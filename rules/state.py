@@ -42,8 +42,8 @@ class State:
         need_initial: (n,) cumulative series without any baseline: the first reading becomes it.
         base_from: (n,) valid-from time of each cumulative series' newest baseline (NEVER:
             none); base_from_max: the latest of them, epoch µs.
-        band_lo, band_hi: (n,) a reading of the series at or under `band_lo` or at or over
-            `band_hi` may reach a hold threshold of one of its affine rules; one strictly in
+        band: (n, 2) a reading of the series at or under `band[:, 0]` or at or over
+            `band[:, 1]` may reach a hold threshold of one of its affine rules; one strictly in
             between cannot (`bands`).
         watch: (n,) the series has a busy affine slot: its readings are graded whatever
             their value.
@@ -70,8 +70,8 @@ class State:
         self.n_need_initial = int(self.need_initial.sum())
         self.base_from = np.full(n, NEVER, dtype=np.int64)
         self.base_from_max = int(NEVER)
-        self.band_lo = np.full(n, -np.inf)
-        self.band_hi = np.full(n, np.inf)
+        self.band = np.empty((n, 2))
+        self.band[:, 0], self.band[:, 1] = -np.inf, np.inf
         self.watch = np.zeros(n, dtype=np.bool_)
         self.dev_last_t = np.full(d, NEVER, dtype=np.int64)
         self.dev_grade = np.zeros(d, dtype=np.int64)
@@ -93,7 +93,7 @@ class State:
         self.bands(sx)
 
     def bands(self, sx: NDArray[np.int64]) -> None:
-        """Recompute the value bands of series `sx` from their affine slots (see `band_lo`).
+        """Recompute the value bands of series `sx` from their affine slots (see `band`).
 
         Slot by slot, the readings that reach the hold threshold h (signed so that larger is
         worse) of `(value - offset) * scale` lie above `offset + h / scale`, below `offset -
@@ -118,8 +118,8 @@ class State:
         unbounded = (mag & ~up) | (mag & up & finite & (h <= 0)) | np.isnan(off)
         lo = np.where(used & unbounded, np.inf, np.where(used, lo, -np.inf))
         hi = np.where(used, hi, np.inf)
-        self.band_lo[sx] = lo.max(axis=0, initial=-np.inf)
-        self.band_hi[sx] = hi.min(axis=0, initial=np.inf)
+        self.band[sx, 0] = lo.max(axis=0, initial=-np.inf)
+        self.band[sx, 1] = hi.min(axis=0, initial=np.inf)
 
     def note_busy(self, slots: NDArray[np.int64]) -> None:
         """Update `watch` after the state machine stepped `slots` (every slot stepped of a

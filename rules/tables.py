@@ -40,6 +40,13 @@ _I = NDArray[np.int64]
 _F = NDArray[np.float64]
 _B = NDArray[np.bool_]
 
+BIT: Mapping[str, int] = {kind: 1 << i for i, kind in enumerate(KIND_ORDER)}
+"""Per rule kind its bit in `Tables.kind_bits`."""
+RATE_SERIES = 1 << len(KIND_ORDER)
+"""Bit of a series with a rate or 3-in-a-row rule (it has a rate)."""
+COMPANION = 1 << (len(KIND_ORDER) + 1)
+"""Bit of a series that is the companion (wind, radius) of another's rule."""
+
 
 @dataclass(frozen=True, slots=True)
 class Slot:
@@ -72,6 +79,9 @@ class Tables:
         series: the watched series, by id.
         slots: every slot, numbered by kind then series.
         slot_of: per kind, per series: its slot of that kind, or -1.
+        kind_bits: (n,) per series the `BIT` of each kind it has a slot of, and `RATE_SERIES`
+            (the engine adds `COMPANION`, see `rules.companions`): one lookup a batch tells
+            every step which rows are its.
         present: per kind, whether any series has it.
         slot_index: (series id, rule id) -> slot.
         slots_by_sx: per series index, its slots in slot order.
@@ -106,6 +116,7 @@ class Tables:
     series: Sequence[SeriesInfo]
     slots: Sequence[Slot]
     slot_of: Mapping[str, _I]
+    kind_bits: NDArray[np.uint16]
     present: Mapping[str, bool]
     slot_index: Mapping[tuple[int, str], int]
     slots_by_sx: Mapping[int, tuple[int, ...]]
@@ -205,6 +216,10 @@ def compile_tables(
     counts = [o.count if isinstance(o, StuckOptions | ConsecutiveOptions) else 1 for o in opts]
     periods = [o.period_s if isinstance(o, ConsecutiveOptions) else S_PER_DAY for o in opts]
     rate_of, rate_window = _rate_series(n, per_kind)
+    bits = np.zeros(n, dtype=np.uint16)
+    for kind in KIND_ORDER:
+        bits[slot_of[kind] >= 0] |= BIT[kind]
+    bits[rate_of >= 0] |= RATE_SERIES
     lvl_cols = _level_table(n, slot_of)
     by_sx: dict[int, list[int]] = {}
     for i, slot in enumerate(slots):
@@ -214,6 +229,7 @@ def compile_tables(
         series=series,
         slots=slots,
         slot_of=slot_of,
+        kind_bits=bits,
         present={kind: bool((slot_of[kind] >= 0).any()) for kind in KIND_ORDER},
         slot_index={(s.series_id, s.rule.rule): i for i, s in enumerate(slots)},
         slots_by_sx={sx: tuple(v) for sx, v in by_sx.items()},
