@@ -267,7 +267,7 @@ def build_options(kind: str, raw: Mapping[str, Any], **resolved: Any) -> KindOpt
             `curve`), for the kinds that have them.
 
     Raises:
-        KeyError: a required key is missing (the profile checks prevent it).
+        TypeError: a required key is missing (the profile checks prevent it).
     """
     cls = SPEC[kind].options
     hints = _HINTS[cls]

@@ -254,5 +254,5 @@ def stuck_runs(
         starts = np.zeros(n, np.bool_)
         starts[:1] = True
     carried = np.broadcast_to(_i(carry), (n,))
-    limit = np.broadcast_to(_i(n + 1 if cap is None else cap), (n,))
+    limit = np.broadcast_to(_i(np.iinfo(np.int64).max if cap is None else cap), (n,))
     return k.run_lengths(same, k.first_index(starts), carried, limit)

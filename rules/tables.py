@@ -229,7 +229,7 @@ def compile_tables(
         series=series,
         slots=slots,
         slot_of=slot_of,
-        kind_bits=bits,
+        kind_bits=_frozen(bits),
         present={kind: bool((slot_of[kind] >= 0).any()) for kind in KIND_ORDER},
         slot_index={(s.series_id, s.rule.rule): i for i, s in enumerate(slots)},
         slots_by_sx={sx: tuple(v) for sx, v in by_sx.items()},
