@@ -118,7 +118,7 @@ class Companion:
             (companion value, companion time) per host row; time NEVER when there is none.
         """
         carry_t, carry_v = self.carry_t, self.carry_v
-        pos = (sources.bits & COMPANION).nonzero()[0]
+        pos = ((sources.bits & COMPANION) != 0).nonzero()[0]
         if pos.shape[0] == 0:
             return carry_v.take(host_group), carry_t.take(host_group)
         group = self.source_of.take(sources.sx.take(pos))

@@ -309,7 +309,7 @@ class Engine:
         good = (~suspect).nonzero()[0] if suspect.any() else None
         sx_good, bits_good = (sx, bits) if good is None else (sx.take(good), bits.take(good))
         grader.affine(sx, t, v, good, sx_good)
-        pos = (bits_good & RATE_SERIES).nonzero()[0]
+        pos = ((bits_good & RATE_SERIES) != 0).nonzero()[0]
         if pos.shape[0]:
             # a series' rate rule and 3-in-a-row rule share its rate
             r = pos if good is None else good.take(pos)

@@ -64,7 +64,7 @@ class Grader:
                 row's, or those of `among`.
             among: the rows to look at (default all).
         """
-        pos = (bits & BIT[kind]).nonzero()[0]
+        pos = ((bits & BIT[kind]) != 0).nonzero()[0]  # (nonzero of a bool array is fastest)
         slot = self.tables.slot_of[kind].take(sx.take(pos))
         return (pos if among is None else among.take(pos)), slot
 

@@ -65,35 +65,24 @@ see `messages.written`). Empty templates: the texts cannot be templated (`level_
 class Explainer:
     """The rows of the changes of an engine's slots and devices (see `Row`).
 
-    A slot changes between a few pairs of grades, again and again, and slots of the same rule
-    on the same metric (the sensors of one work) say the same: what such a change says but
-    for its reading is kept once per wording and pair of grades, so that a transition costs a
-    formatted number and two joins.
+    A slot changes between a few pairs of grades, again and again, and slots of the same
+    resolved rule on the same metric say the same: what such a change says but for its
+    reading is kept once per wording and pair of grades, so that a transition costs a
+    formatted number and two joins. (The slots keep their rules alive, so `id` is a key.)
     """
 
     def __init__(self, tables: Tables) -> None:
         self.tables = tables
         self._series_id = [s.series_id for s in tables.slots]
         self._wording = [-1] * len(tables.slots)  # per slot its wording number, once known
-        self._wordings: dict[tuple[object, ...], int] = {}
+        self._wordings: dict[tuple[int, str, str, str], int] = {}
         self._changes: dict[int, _Change] = {}
 
     def _wording_of(self, slot: int) -> int:
-        """Number the texts a slot's messages are made of (equal texts, equal number)."""
-        s, thr = self.tables.slots[slot], self.tables.thr_raw[slot].tolist()
-        rule, subject = s.rule, s.subject
-        key = (
-            rule.rule,
-            rule.kind,
-            rule.direction,
-            rule.labels,
-            rule.resolve_after,
-            rule.options,
-            tuple(None if math.isnan(x) else x for x in thr),  # NaN != NaN
-            subject.name_zh,
-            subject.name_en,
-            subject.unit,
-        )
+        """Number the texts a slot's messages are made of: its resolved rule (shared by the
+        series of works with the same parameters, `resolve_series`) and its metric's names."""
+        s = self.tables.slots[slot]
+        key = (id(s.rule), s.subject.name_zh, s.subject.name_en, s.subject.unit)
         number = self._wordings.setdefault(key, len(self._wordings))
         self._wording[slot] = number
         return number
