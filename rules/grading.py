@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from rules import kernels as k
 from rules import measures as ms
 from rules.companions import Companion, Hosts, Sources
-from rules.state import State
+from rules.state import NO_PERIOD, State
 from rules.tables import BIT, Tables
 
 _I = NDArray[np.int64]
@@ -226,7 +226,16 @@ class Grader:
         consecutive periods. A period's reading is its first; one empty period is tolerated,
         a longer gap restarts the count. `rate` is each row's rate."""
         tables, state = self.tables, self.state
-        pslot = t[rows] // tables.period_us[slot]
+        period, tt = tables.period_us.take(slot), t.take(rows)
+        aux = state.aux_period.take(slot)
+        # A row in the period of its slot's last reading changes nothing: only the rows from
+        # the first of a new period on are stepped (a suffix of each slot's rows). (An
+        # unseen period's product overflows; it is the test after the or that counts.)
+        new = ((tt >= (aux + 1) * period) | (aux == NO_PERIOD)).nonzero()[0]
+        if new.shape[0] == 0:
+            return
+        slot, rows, rate = slot.take(new), rows.take(new), rate.take(new)
+        pslot = tt.take(new) // period.take(new)
         seg = k.segment_starts(slot)
         heads = seg.nonzero()[0]
         prev = k.previous(pslot, heads, state.aux_period.take(slot.take(heads)))

@@ -216,7 +216,9 @@ def step_change(value: Floats, first: _I | None = None, before: Floats = np.nan)
     v = _f(value).reshape(-1)
     if first is None:
         first = np.zeros(min(v.shape[0], 1), np.int64)
-    carry = np.broadcast_to(_f(before), first.shape)
+    carry = _f(before)
+    if carry.shape != first.shape:  # (np.broadcast_to is slow for an array of the shape)
+        carry = np.broadcast_to(carry, first.shape)
     return np.abs(v - k.previous(v, first, carry))
 
 
@@ -253,6 +255,9 @@ def stuck_runs(
     if starts is None:
         starts = np.zeros(n, np.bool_)
         starts[:1] = True
-    carried = np.broadcast_to(_i(carry), (n,))
-    limit = np.broadcast_to(_i(np.iinfo(np.int64).max if cap is None else cap), (n,))
+    carried, limit = _i(carry), _i(np.iinfo(np.int64).max if cap is None else cap)
+    if carried.shape != (n,):
+        carried = np.broadcast_to(carried, (n,))
+    if limit.shape != (n,):
+        limit = np.broadcast_to(limit, (n,))
     return k.run_lengths(same, k.first_index(starts), carried, limit)

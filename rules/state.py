@@ -21,7 +21,7 @@ NEVER = np.iinfo(np.int64).min
 """A time before every reading, epoch µs (no reading yet)."""
 _LATEST = np.iinfo(np.int64).max
 """Valid-from time of an unused baseline column."""
-_NO_PERIOD = -(1 << 40)
+NO_PERIOD = -(1 << 40)
 """A period number no reading has (consecutive: no period seen yet)."""
 
 
@@ -59,7 +59,7 @@ class State:
         self.busy = np.zeros(p, dtype=np.bool_)
         self.runs = np.zeros((p, 8), dtype=np.int64)
         self.aux_run = np.zeros(p, dtype=np.int64)
-        self.aux_period = np.full(p, _NO_PERIOD, dtype=np.int64)
+        self.aux_period = np.full(p, NO_PERIOD, dtype=np.int64)
         self.offset = tables.offset.copy()
         self.offset_from_t = np.full(p, NEVER, dtype=np.int64)
         self.base_t = np.full((n, 1), _LATEST, dtype=np.int64)
