@@ -246,25 +246,33 @@ class CheckpointRing:
         """Append the new checkpoints `ck` (rows) to their series' rings, keeping the newest
         `RING`; only series with new checkpoints are touched."""
         ck_ri = ri.take(ck)
-        heads = k.segment_starts(ck_ri).nonzero()[0]
-        series_r = ck_ri.take(heads)
-        n_new = np.empty_like(heads)
-        n_new[:-1] = heads[1:] - heads[:-1]
-        n_new[-1] = ck.shape[0] - heads[-1]
-        # new ring position j takes concat(old ring, new checkpoints)[j + n_new]
-        src = _POSITIONS + n_new[:, None]
-        from_ring = src < RING
-        old = np.minimum(src, RING - 1)
-        new = ck.take(np.minimum(np.maximum(heads[:, None] + src - RING, 0), ck.shape[0] - 1))
-        rows = series_r[:, None]
-        self.ring_t[series_r] = np.where(from_ring, self.ring_t[rows, old], tt.take(new))
-        self.ring_v[series_r] = np.where(from_ring, self.ring_v[rows, old], vv.take(new))
+        ck_t = tt.take(ck)
+        if (ck_ri[1:] > ck_ri[:-1]).all():
+            # the usual batch: one new checkpoint per series, each ring moves up by one
+            series_r, first_t = ck_ri, ck_t
+            for ring, new in ((self.ring_t, ck_t), (self.ring_v, vv.take(ck))):
+                ring[series_r, :-1] = ring.take(series_r, axis=0)[:, 1:]
+                ring[series_r, -1] = new
+        else:
+            heads = k.segment_starts(ck_ri).nonzero()[0]
+            series_r, first_t = ck_ri.take(heads), ck_t.take(heads)
+            n_new = np.empty_like(heads)
+            n_new[:-1] = heads[1:] - heads[:-1]
+            n_new[-1] = ck.shape[0] - heads[-1]
+            # new ring position j takes concat(old ring, new checkpoints)[j + n_new]
+            src = _POSITIONS + n_new[:, None]
+            from_ring = src < RING
+            old = np.minimum(src, RING - 1)
+            new = ck.take(np.minimum(np.maximum(heads[:, None] + src - RING, 0), ck.shape[0] - 1))
+            rows = series_r[:, None]
+            self.ring_t[series_r] = np.where(from_ring, self.ring_t[rows, old], tt.take(new))
+            self.ring_v[series_r] = np.where(from_ring, self.ring_v[rows, old], vv.take(new))
         # A remembered entry keeps its successor, unless it was the newest: then the first new
         # checkpoint follows it. An entry pushed out of the ring has 16 newer checkpoints in
         # 16 later quarter windows, so it is over 3 windows older than any later reading: no
         # reference, as the ring says too.
         until = self.ref_until.take(series_r)
-        self.ref_until[series_r] = np.where(until == _FOREVER, tt.take(ck.take(heads)), until)
+        self.ref_until[series_r] = np.where(until == _FOREVER, first_t, until)
 
     def adopt(self, old: CheckpointRing, pairs: Iterable[tuple[int, int]]) -> None:
         """Take over the checkpoints of rate series (here, there) with the same window."""
