@@ -124,6 +124,22 @@ def show(raw: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def hashable(value: object) -> object | None:
+    """`value` (registry data: mappings, lists, scalars) as a hashable key, types kept apart
+    (True, 1 and 1.0 resolve differently); None if it holds something else."""
+    if isinstance(value, Mapping):
+        items = [(k, hashable(v)) for k, v in value.items()]
+        if any(v is None for _, v in items):
+            return None
+        return ("map", tuple(sorted(items, key=lambda kv: str(kv[0]))))
+    if isinstance(value, list | tuple):
+        seq = [hashable(v) for v in value]
+        return None if any(v is None for v in seq) else ("seq", tuple(seq))
+    if value is None or isinstance(value, str | int | float | bool):
+        return (type(value).__name__, value)
+    return None
+
+
 def int_or(raw: object, default: int) -> int:
     """`raw` if it is an int (not a bool), else `default`."""
     return raw if isinstance(raw, int) and not isinstance(raw, bool) else default

@@ -17,6 +17,7 @@ from rules.checks import (
     as_number,
     check_ascending,
     check_override,
+    hashable,
     int_or,
     parse_curve,
     show,
@@ -368,7 +369,7 @@ def resolve_series(
                 + by_series.get((s.series_id, rule.rule), [])
                 for rule in profile.rules_for(s.metric)
             }
-            key = _hashable((s.hazard_kind, s.metric, s.work_params, rows))
+            key = hashable((s.hazard_kind, s.metric, s.work_params, rows))
             if key is None or key not in done:
                 applied, skipped = resolve_rules(profile, s.metric, s.work_params, rows, where)
                 if key is not None:
@@ -386,22 +387,6 @@ def resolve_series(
     kept = {sid: r for sid, r in resolved.items() if work_of[sid] not in isolated}
     kept_notes = [note for work_id, note in notes if work_id not in isolated]
     return SeriesRules(kept, kept_notes, isolated)
-
-
-def _hashable(value: object) -> object | None:
-    """`value` (registry data: mappings, lists, scalars) as a hashable key, types kept apart
-    (True, 1 and 1.0 resolve differently); None if it holds something else."""
-    if isinstance(value, Mapping):
-        items = [(k, _hashable(v)) for k, v in value.items()]
-        if any(v is None for _, v in items):
-            return None
-        return ("map", tuple(sorted(items, key=lambda kv: str(kv[0]))))
-    if isinstance(value, list | tuple):
-        seq = [_hashable(v) for v in value]
-        return None if any(v is None for v in seq) else ("seq", tuple(seq))
-    if value is None or isinstance(value, str | int | float | bool):
-        return (type(value).__name__, value)
-    return None
 
 
 def check_work(
