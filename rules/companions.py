@@ -155,11 +155,12 @@ class CheckpointRing:
     slot) at or before t - window and not before t - 3 window; the span is thus between the
     window and 3 windows. Checkpoints come from this batch or from the ring.
 
-    A series' reference moves once a quarter window while its readings come every few
-    minutes, so each rate series remembers the ring entry its last lookup found and the time
-    from which the next entry takes over (`ref_t`, `ref_v`, `ref_until`): a reading whose
-    target time lies in between takes that entry without searching the ring. The ring is the
-    truth; when it grows, the remembered entry's successor is set if it had none.
+    A ring holds its entries in time order, padded in front with NEVER and followed by two
+    FOREVER sentinels. A series' reference moves once a quarter window while its readings
+    come every few minutes, so each rate series keeps a cursor: the position of the entry
+    its last lookup found (the target times of a series only grow). A reading looks one and
+    two entries past it; only one whose target passed two entries counts its ring again.
+    Pushing new checkpoints moves the entries, and the cursors, towards the front.
 
     Args:
         window_us: (r,) per rate series its window, µs, a multiple of 4.
@@ -171,11 +172,11 @@ class CheckpointRing:
         # one window for every series (the usual case): scalars instead of gathers
         self._window = int(window_us[0]) if r and (window_us == window_us[0]).all() else None
         self.last_slot = np.full(r, -1, dtype=np.int64)
-        self.ring_t = np.full((r, RING), NEVER, dtype=np.int64)
-        self.ring_v = np.full((r, RING), np.nan)
-        self.ref_t = np.full(r, NEVER, dtype=np.int64)
-        self.ref_v = np.full(r, np.nan)
-        self.ref_until = np.full(r, NEVER, dtype=np.int64)  # NEVER: nothing remembered
+        self.ring_t = np.full((r, RING + 2), NEVER, dtype=np.int64)
+        self.ring_t[:, RING:] = _FOREVER
+        self.ring_v = np.full((r, RING + 2), np.nan)
+        # every entry of an empty ring (NEVER) is before any target: the cursor is at the last
+        self.cursor = np.full(r, RING - 1, dtype=np.int64)
 
     def rates(self, ri: _I, tt: _I, vv: _F) -> _F:
         """Rate per day of each row against its reference (NaN if none); advances the ring.
@@ -194,7 +195,7 @@ class CheckpointRing:
         target = tt - window
         oldest = target - 2 * window
         ck = is_ck.nonzero()[0]
-        ref_t, ref_v = self._lookup(ri, target)
+        ref_t, ref_v = self._lookup(ri, target, ends)
         # a batch in which a series spans a whole window can hold newer references itself
         if (
             ck.shape[0]
@@ -217,69 +218,62 @@ class CheckpointRing:
             self._push(ri, ck, tt, vv)
         return rate
 
-    def _lookup(self, ri: _I, target: _I) -> tuple[_I, _F]:
-        """Per row, the newest ring entry at or before `target` (NEVER, NaN if none)."""
-        ref_t, ref_v = self.ref_t.take(ri), self.ref_v.take(ri)
-        miss = ((target < ref_t) | (target >= self.ref_until.take(ri))).nonzero()[0]
-        if miss.shape[0] == 0:
-            return ref_t, ref_v
-        r = ri.take(miss)
-        ring_t = self.ring_t.take(r, axis=0)
-        # the entries are ascending: how many are at or before the target is the position after
-        # the one sought (NEVER padding counts: a ring not yet full finds NEVER)
-        after = k.count_true(ring_t <= target.take(miss)[:, None])
-        at = np.maximum(after - 1, 0)
-        flat = np.arange(0, r.shape[0] * RING, RING)
-        m_t = np.where(after > 0, ring_t.reshape(-1).take(flat + at), NEVER)
-        m_v = self.ring_v.reshape(-1).take(r * RING + at)
-        ref_t[miss], ref_v[miss] = m_t, m_v
-        # remember what the last lookup of each series found, valid until the next entry
-        last = k.segment_ends(k.segment_starts(r))
-        until = np.where(
-            after < RING, ring_t.reshape(-1).take(flat + np.minimum(after, RING - 1)), _FOREVER
-        )
-        rl = r[last]
-        self.ref_t[rl], self.ref_v[rl], self.ref_until[rl] = m_t[last], m_v[last], until[last]
+    def _lookup(self, ri: _I, target: _I, ends: NDArray[np.bool_]) -> tuple[_I, _F]:
+        """Per row, the newest ring entry at or before `target` (NEVER, NaN if none); the
+        cursors move to what the last row of each series found (`ends`)."""
+        width = RING + 2
+        base = ri * width
+        cur = self.cursor.take(ri)
+        flat_t = self.ring_t.reshape(-1)
+        advance = flat_t.take(base + cur + 1) <= target  # position RING: a sentinel
+        at = cur + advance
+        far = (advance & (flat_t.take(base + cur + 2) <= target)).nonzero()[0]
+        if far.shape[0]:
+            # the target passed two entries or more: count the ring's entries before it
+            rows = self.ring_t.take(ri.take(far), axis=0)[:, :RING]
+            at[far] = k.count_true(rows <= target.take(far)[:, None]) - 1
+        ref_t = np.where(at >= 0, flat_t.take(base + at), NEVER)
+        ref_v = self.ring_v.reshape(-1).take(base + at)  # (at -1: any value, not found)
+        self.cursor[ri[ends]] = at[ends]
         return ref_t, ref_v
 
     def _push(self, ri: _I, ck: _I, tt: _I, vv: _F) -> None:
         """Append the new checkpoints `ck` (rows) to their series' rings, keeping the newest
-        `RING`; only series with new checkpoints are touched."""
+        `RING`; only series with new checkpoints are touched. An entry pushed out of a ring
+        has 16 newer checkpoints in 16 later quarter windows, so it is over 3 windows older
+        than any later reading: its cursor stops at -1 (before the first entry)."""
         ck_ri = ri.take(ck)
-        ck_t = tt.take(ck)
+        ring_t, ring_v = self.ring_t[:, :RING], self.ring_v[:, :RING]
+        n_new: int | _I
         if (ck_ri[1:] > ck_ri[:-1]).all():
             # the usual batch: one new checkpoint per series, each ring moves up by one
-            series_r, first_t = ck_ri, ck_t
-            for ring, new in ((self.ring_t, ck_t), (self.ring_v, vv.take(ck))):
+            series_r, n_new = ck_ri, 1
+            for ring, new in ((ring_t, tt.take(ck)), (ring_v, vv.take(ck))):
                 ring[series_r, :-1] = ring.take(series_r, axis=0)[:, 1:]
                 ring[series_r, -1] = new
         else:
             heads = k.segment_starts(ck_ri).nonzero()[0]
-            series_r, first_t = ck_ri.take(heads), ck_t.take(heads)
-            n_new = np.empty_like(heads)
-            n_new[:-1] = heads[1:] - heads[:-1]
-            n_new[-1] = ck.shape[0] - heads[-1]
+            series_r = ck_ri.take(heads)
+            counts = np.empty_like(heads)
+            counts[:-1] = heads[1:] - heads[:-1]
+            counts[-1] = ck.shape[0] - heads[-1]
+            n_new = counts
             # new ring position j takes concat(old ring, new checkpoints)[j + n_new]
-            src = _POSITIONS + n_new[:, None]
+            src = _POSITIONS + counts[:, None]
             from_ring = src < RING
             old = np.minimum(src, RING - 1)
             new = ck.take(np.minimum(np.maximum(heads[:, None] + src - RING, 0), ck.shape[0] - 1))
             rows = series_r[:, None]
-            self.ring_t[series_r] = np.where(from_ring, self.ring_t[rows, old], tt.take(new))
-            self.ring_v[series_r] = np.where(from_ring, self.ring_v[rows, old], vv.take(new))
-        # A remembered entry keeps its successor, unless it was the newest: then the first new
-        # checkpoint follows it. An entry pushed out of the ring has 16 newer checkpoints in
-        # 16 later quarter windows, so it is over 3 windows older than any later reading: no
-        # reference, as the ring says too.
-        until = self.ref_until.take(series_r)
-        self.ref_until[series_r] = np.where(until == _FOREVER, first_t, until)
+            ring_t[series_r] = np.where(from_ring, ring_t[rows, old], tt.take(new))
+            ring_v[series_r] = np.where(from_ring, ring_v[rows, old], vv.take(new))
+        self.cursor[series_r] = np.maximum(self.cursor.take(series_r) - n_new, -1)
 
     def adopt(self, old: CheckpointRing, pairs: Iterable[tuple[int, int]]) -> None:
         """Take over the checkpoints of rate series (here, there) with the same window."""
         for ri, ori in pairs:
             if self.window_us[ri] == old.window_us[ori]:
                 self.ring_t[ri], self.ring_v[ri] = old.ring_t[ori], old.ring_v[ori]
-                self.last_slot[ri] = old.last_slot[ori]
+                self.last_slot[ri], self.cursor[ri] = old.last_slot[ori], old.cursor[ori]
 
 
 class Hosts(NamedTuple):
