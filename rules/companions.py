@@ -243,14 +243,15 @@ class CheckpointRing:
         has 16 newer checkpoints in 16 later quarter windows, so it is over 3 windows older
         than any later reading: its cursor stops at -1 (before the first entry)."""
         ck_ri = ri.take(ck)
-        ring_t, ring_v = self.ring_t[:, :RING], self.ring_v[:, :RING]
         n_new: int | _I
         if (ck_ri[1:] > ck_ri[:-1]).all():
             # the usual batch: one new checkpoint per series, each ring moves up by one
             series_r, n_new = ck_ri, 1
-            for ring, new in ((ring_t, tt.take(ck)), (ring_v, vv.take(ck))):
-                ring[series_r, :-1] = ring.take(series_r, axis=0)[:, 1:]
-                ring[series_r, -1] = new
+            for ring, new in ((self.ring_t, tt.take(ck)), (self.ring_v, vv.take(ck))):
+                rows = ring.take(series_r, axis=0)  # whole rows: contiguous, sentinels kept
+                rows[:, : RING - 1] = rows[:, 1:RING]
+                rows[:, RING - 1] = new
+                ring[series_r] = rows
         else:
             heads = k.segment_starts(ck_ri).nonzero()[0]
             series_r = ck_ri.take(heads)
@@ -264,8 +265,8 @@ class CheckpointRing:
             old = np.minimum(src, RING - 1)
             new = ck.take(np.minimum(np.maximum(heads[:, None] + src - RING, 0), ck.shape[0] - 1))
             rows = series_r[:, None]
-            ring_t[series_r] = np.where(from_ring, ring_t[rows, old], tt.take(new))
-            ring_v[series_r] = np.where(from_ring, ring_v[rows, old], vv.take(new))
+            for ring, col in ((self.ring_t, tt), (self.ring_v, vv)):
+                ring[series_r, :RING] = np.where(from_ring, ring[rows, old], col.take(new))
         self.cursor[series_r] = np.maximum(self.cursor.take(series_r) - n_new, -1)
 
     def adopt(self, old: CheckpointRing, pairs: Iterable[tuple[int, int]]) -> None:
