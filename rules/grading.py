@@ -12,7 +12,7 @@ that wrap them in Python (`np.flatnonzero`, `np.take`).
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,6 +26,16 @@ from rules.tables import BIT, Tables
 _I = NDArray[np.int64]
 _F = NDArray[np.float64]
 _B = NDArray[np.bool_]
+
+
+_NO_I, _NO_F, _NO_B = np.zeros(0, np.int64), np.zeros(0), np.zeros(0, np.bool_)
+
+
+def _joined(parts: list[Any], width: int) -> tuple[Any, ...]:
+    """The columns of `parts` (tuples of `width` arrays) each joined into one array."""
+    if len(parts) == 1:
+        return tuple(parts[0])
+    return tuple(np.concatenate([p[i] for p in parts]) for i in range(width))
 
 
 class Graded(NamedTuple):
@@ -144,29 +154,25 @@ class Grader:
         self._level, self._single = [], []
         if not lv and not one:
             return None
-        empty_i, empty_f = np.zeros(0, np.int64), np.zeros(0)
-        ls, lr, lm = (
-            (np.concatenate(c) for c in zip(*lv, strict=True))
-            if lv
-            else (empty_i,) * 2 + (empty_f,)
-        )
-        ss, sr, sm, sh = (
-            (np.concatenate(c) for c in zip(*one, strict=True))
-            if one
-            else (empty_i, empty_i, empty_f, np.zeros(0, np.bool_))
-        )
+        ls, lr, lm = _joined(lv, 3) if lv else (_NO_I, _NO_I, _NO_F)
+        ss, sr, sm, sh = _joined(one, 4) if one else (_NO_I, _NO_I, _NO_F, _NO_B)
         signed = lm * tables.direction.take(ls)
         n_level = ls.shape[0]
         if self.skip_quiet:
-            hot = np.concatenate((signed >= tables.thr_hold0.take(ls), sh))  # NaN: not hot
-            keep = self.keep(np.concatenate((ls, ss)), hot)
-            split = int(keep.searchsorted(n_level))
-            kl, ks = keep[:split], keep[split:] - n_level
+            hot = signed >= tables.thr_hold0.take(ls)  # NaN: not hot
+            if one:
+                keep = self.keep(np.concatenate((ls, ss)), np.concatenate((hot, sh)))
+                split = int(keep.searchsorted(n_level))
+                kl, ks = keep[:split], keep[split:] - n_level
+            else:
+                kl, ks = self.keep(ls, hot), _NO_I
         else:
             kl, ks = np.arange(n_level), np.arange(ss.shape[0])
         kl = kl[~np.isnan(lm.take(kl))]
         ls = ls.take(kl)
         g_up, g_hold = k.grade_pair(signed.take(kl), tables.thr_both.take(ls, axis=0))
+        if not one:
+            return Graded(ls, lr.take(kl), g_up, g_hold, lm.take(kl))
         ss = ss.take(ks)
         g = np.where(sh.take(ks), tables.level.take(ss), 0)
         return Graded(
