@@ -29,9 +29,9 @@ OFFLINE_RULE = "offline"
 """The rule id of offline alerts (one per device, on its first series)."""
 _GRADES = tuple(Grade)
 
-Row = tuple[int, str, Action, Grade, Grade, int, float, float, tuple[str, str]]
+Row = tuple[int, str, Action, Grade, Grade, int, float, float, str, str]
 """A transition before it is built: series id, rule, action, grade from, grade to, time µs,
-value, threshold, (Chinese, English) message."""
+value, threshold, Chinese and English message."""
 
 
 def build(rows: Iterable[Row]) -> list[Transition]:
@@ -49,10 +49,7 @@ def build(rows: Iterable[Row]) -> list[Transition]:
             message_zh=zh,
             message_en=en,
         )
-        for series_id, rule, action, grade_from, grade_to, time_us, value, threshold, (
-            zh,
-            en,
-        ) in rows
+        for series_id, rule, action, grade_from, grade_to, time_us, value, threshold, zh, en in rows
     ]
 
 
@@ -125,11 +122,13 @@ class Explainer:
                 x = v * factor
                 # messages.number, inlined: the one formatting a transition needs
                 q = (f"{x:.0f}" if abs(x) >= 1000 else f"{x:.4g}") + unit
-                texts = (q.join(zh), q.join(en))
+                out.append(
+                    (sids[i], rule, action, before, after, t, v, thr, q.join(zh), q.join(en))
+                )
             else:
                 s = self.tables.slots[i]
                 texts = level_message(action, s.rule, s.subject, before, after, v, thr)
-            out.append((sids[i], rule, action, before, after, t, v, thr, texts))
+                out.append((sids[i], rule, action, before, after, t, v, thr, *texts))
         return out
 
     def late(
@@ -140,7 +139,7 @@ class Explainer:
         s = self.tables.slots[slot]
         thr = float(self.tables.thr_raw[slot, grade - 1])
         texts = late_message(s.rule, s.subject, grade, count, value, thr)
-        return (s.series_id, s.rule.rule, "late", _GRADES[held], grade, time_us, value, thr, texts)
+        return (s.series_id, s.rule.rule, "late", _GRADES[held], grade, time_us, value, thr, *texts)
 
     def baseline(self, slot: int, time_us: int, value: float) -> Row:
         """A cumulative slot took the reading (`time_us`, `value`) as its initial baseline."""
@@ -156,7 +155,7 @@ class Explainer:
             time_us,
             value,
             math.nan,
-            texts,
+            *texts,
         )
 
     def offline(self, device: int, now_us: int, silent_s: float) -> Row:
@@ -176,7 +175,7 @@ class Explainer:
             now_us,
             silent_s,
             limit_s,
-            texts,
+            *texts,
         )
 
     def online(self, device: int, g_from: int, time_us: int) -> Row:
@@ -194,5 +193,5 @@ class Explainer:
             time_us,
             0.0,
             limit_s,
-            texts,
+            *texts,
         )

@@ -176,12 +176,20 @@ def test_a_label_holding_the_placeholder_is_not_templated() -> None:
     assert level_template("open", rule, slot.subject, Grade.NORMAL, top, thr) is None
 
 
-def test_the_engine_explains_a_slot_like_level_message_when_templating_is_refused() -> None:
+@pytest.mark.parametrize("templated", [True, False])
+def test_the_engine_explains_a_slot_like_level_message(
+    monkeypatch: pytest.MonkeyPatch, templated: bool
+) -> None:
+    if not templated:  # as when a label holds the placeholder
+        monkeypatch.setattr("rules.transitions.level_template", lambda *_: None)
     engine = Engine(SERIES, PROFILES, OVERRIDES)
     explainer = engine._explain
-    i = next(i for i, s in enumerate(engine._tables.slots) if s.rule.kind == "absolute")
-    row = explainer.levels([i], [0], [int(engine._tables.level[i])], [1], [2.5])[0]
-    s = engine._tables.slots[i]
-    want = level_message(row[2], s.rule, s.subject, row[3], row[4], 2.5, row[7])
-    assert row[8] == want
-    assert np.isfinite(row[7])
+    tables = engine._tables
+    i = next(i for i, s in enumerate(tables.slots) if s.rule.kind == "absolute")
+    top = int(tables.level[i])
+    rows = explainer.levels([i, i], [0, top], [top, 0], [1, 2], [2.5, 0.123])
+    s = tables.slots[i]
+    for row, value in zip(rows, (2.5, 0.123), strict=True):
+        want = level_message(row[2], s.rule, s.subject, row[3], row[4], value, row[7])
+        assert (row[8], row[9]) == want
+        assert np.isfinite(row[7])
