@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from rules import kernels as k
 from rules.companions import CheckpointRing, build_companions
 from rules.grading import Graded, Grader
+from rules.kernels import any_true as _any
 from rules.kinds import ConsecutiveOptions, RateOptions
 from rules.measures import S_PER_DAY, US_PER_S, step_change
 from rules.profiles import Profile, load_profiles
@@ -276,7 +277,7 @@ class Engine:
             return []
         late = t < watermark
         rows: list[Row] = []
-        if late.any():
+        if _any(late):
             if emit:
                 held = state.grade
                 rows += [
@@ -306,7 +307,7 @@ class Engine:
             if r.shape[0]:
                 grader.stuck(r, slot, v, step, starts)
         # the rows that are not suspect (None: every row)
-        good = (~suspect).nonzero()[0] if suspect.any() else None
+        good = (~suspect).nonzero()[0] if _any(suspect) else None
         sx_good, bits_good = (sx, bits) if good is None else (sx.take(good), bits.take(good))
         grader.affine(sx, t, v, good, sx_good)
         pos = ((bits_good & RATE_SERIES) != 0).nonzero()[0]
@@ -334,7 +335,7 @@ class Engine:
         state.last_v[last_sx] = v[ends]
         dev = tables.series_dev[last_sx]
         np.maximum.at(state.dev_last_t, dev, last_t)
-        if emit and now_us is not None and state.dev_grade.any():
+        if emit and now_us is not None and _any(state.dev_grade):
             rows += self._back_online(np.unique(dev), now_us)
         return build(rows)
 
@@ -361,7 +362,7 @@ class Engine:
         watermark = self._state.last_t.take(sx)
         # a repeated (series, time), or a redelivery of the newest reading already graded
         dup |= t == watermark
-        if dup.any():
+        if _any(dup):
             keep = ~dup
             sx, t, v, watermark = sx[keep], t[keep], v[keep], watermark[keep]
         return sx, t, v, watermark

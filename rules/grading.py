@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from rules import kernels as k
 from rules import measures as ms
 from rules.companions import Companion, Hosts, Sources
+from rules.kernels import any_true as _any
 from rules.state import NO_PERIOD, State
 from rules.tables import BIT, Tables
 
@@ -114,7 +115,7 @@ class Grader:
         # one-dimensional gathers too
         cols = cols_table.take(sx_among, axis=1).reshape(-1)
         pos = (cols >= 0).nonzero()[0]
-        return np.tile(among, cols_table.shape[0]).take(pos), cols.take(pos)
+        return among.take(pos % among.shape[0]) if pos.shape[0] else pos, cols.take(pos)
 
     def keep(self, slot: _I, hot: _B) -> _I:
         """Indices of the rows of slots that are busy or have a hot row in this batch (all
@@ -137,7 +138,7 @@ class Grader:
     def single(self, slot: _I, rows: _I, m: _F, hit: _B) -> None:
         """Add rows of a one-level rule (sensor fault, consecutive, combination), whether each
         hits, and the measure to show, to the batch's grading."""
-        if self.skip_quiet and not hit.any():
+        if self.skip_quiet and not _any(hit):
             # the usual case: only busy slots' rows can change anything
             keep = self.state.busy.take(slot).nonzero()[0]
             if keep.shape[0] == 0:
@@ -216,7 +217,7 @@ class Grader:
         tables, state = self.tables, self.state
         epsilon = tables.epsilon.take(slot)
         mine = step.take(rows)
-        if not (mine <= epsilon).any():  # the usual batch: every run of equal readings broken
+        if not _any(mine <= epsilon):  # the usual batch: every run of equal readings broken
             state.aux_run[slot] = 0
             self.single(slot, rows, v.take(rows), np.zeros(rows.shape[0], dtype=np.bool_))
             return
@@ -254,7 +255,7 @@ class Grader:
         if rows.shape[0] == 0:
             return
         over = m > tables.thr_top[slot]
-        if not over.any():  # the usual batch: every run of periods over the share is broken
+        if not _any(over):  # the usual batch: every run of periods over the share is broken
             state.aux_run[slot] = 0
             self.single(slot, rows, np.nan_to_num(m), over)
             return

@@ -19,6 +19,11 @@ _LEVEL_COL = LEVELS[:, None]
 _ROW_OFFSET = np.arange(4, dtype=np.int64)[:, None]
 
 
+any_true = np.logical_or.reduce
+"""Whether any element is true: `a.any()` without its Python wrapper (called a dozen times a
+batch)."""
+
+
 def segment_starts(key: NDArray[np.int64]) -> NDArray[np.bool_]:
     """True where a row starts a new segment of `key` (rows sorted by key)."""
     starts = np.empty(key.shape[0], dtype=np.bool_)
@@ -200,7 +205,7 @@ def sort_rows(
     order = stable_order(sx, n_series)
     s, tt = sx.take(order), t.take(order)
     same = s[1:] == s[:-1]
-    if (same & (tt[1:] < tt[:-1])).any():
+    if any_true(same & (tt[1:] < tt[:-1])):
         # grouped by series already, so the stable (merge) sort has little to do
         t0 = int(tt.min())
         if int(tt.max()) - t0 < (1 << _TIME_BITS) and n_series < (1 << 20):
