@@ -166,15 +166,18 @@ def alert_grades(
         run kind: a segment's last column is the state to carry.
     """
     n = g_up.shape[0]
-    first = first_index(starts)
+    idx = np.arange(n, dtype=np.int64)
+    first = np.maximum.accumulate(np.where(starts, idx, 0))  # first_index, sharing idx
     # both kinds of run in one pass, one row per grade: g_up >= k, then g_hold < k
     cond = np.empty((8, n), dtype=np.bool_)
     np.greater_equal(g_up, _LEVEL_COL, out=cond[:4])
     np.less(g_hold, _LEVEL_COL, out=cond[4:])
-    runs = run_lengths(cond, first, runs0.T, cap)
+    # run_lengths, sharing idx and first
+    last_false = np.maximum.accumulate(np.where(cond, -1, idx), axis=1)
+    runs = np.where(last_false >= first, idx - last_false, (idx - first + 1) + runs0.T)
+    np.minimum(runs, cap, out=runs)
     set_ = runs[:4] >= debounce
     reset = runs[4:] >= resolve_after
-    idx = np.arange(n, dtype=np.int64)
     last_event = np.maximum.accumulate(np.where(set_ | reset, idx, -1), axis=1)
     at_event = set_.reshape(-1).take(np.maximum(last_event, 0) + _ROW_OFFSET * n)
     level_on = np.where(last_event >= first, at_event, grade0 >= _LEVEL_COL)
