@@ -390,15 +390,16 @@ class Engine:
         if slot.shape[0] == 0:
             return []
         starts = k.segment_starts(slot)
+        machine = tables.machine.take(slot, axis=0).T  # debounce, resolve, cap
         grade, before, runs = k.alert_grades(
             g_up,
             g_hold,
             starts,
-            state.grade[slot],
+            state.grade.take(slot),
             state.runs.take(slot, axis=0),
-            tables.debounce[slot],
-            tables.resolve[slot],
-            tables.cap[slot],
+            machine[0],
+            machine[1],
+            machine[2],
         )
         ends = k.segment_ends(starts).nonzero()[0]
         last = slot[ends]

@@ -96,6 +96,7 @@ class Tables:
         direction: (p,) +1 or -1.
         level: (p,) the slot's top grade (one-level rules grade this or normal).
         debounce, resolve, cap: (p,) readings to set and to reset a grade; the longest run kept.
+        machine: (p, 3) the same three as columns, for one gather a batch.
         offset, scale, magnitude: (p,) the affine measure `(value - offset) * scale`, its
             magnitude where set (`rules.measures.scaled_change`); a cumulative slot's offset
             is its baseline and lives in `rules.state`.
@@ -130,6 +131,7 @@ class Tables:
     level: _I
     debounce: _I
     resolve: _I
+    machine: _I
     cap: _I
     offset: _F
     scale: _F
@@ -244,6 +246,7 @@ def compile_tables(
         debounce=_frozen(debounce),
         resolve=_frozen(resolve),
         cap=_frozen(np.maximum(debounce, resolve)),
+        machine=_frozen(np.stack((debounce, resolve, np.maximum(debounce, resolve)), axis=1)),
         offset=_frozen(np.array(offset, dtype=np.float64)),
         scale=_frozen(1.0 / np.array(divisor, dtype=np.float64)),
         magnitude=_frozen(np.array(magnitude, dtype=np.bool_)),
