@@ -22,8 +22,7 @@ from rules import kernels as k
 from rules.kinds import CraneWindOptions, RatedCurveOptions
 from rules.measures import US_PER_S, CurveStack, rate_per_day
 from rules.state import NEVER
-from rules.tables import COMPANION, Tables
-from rules.types import SeriesInfo
+from rules.tables import Group, Tables
 
 RING = 16
 """Rate checkpoints kept per series: one per quarter window over 3 windows, and spare."""
@@ -32,22 +31,17 @@ _POSITIONS = np.arange(RING)[None, :]
 
 _I = NDArray[np.int64]
 _F = NDArray[np.float64]
-Group = tuple[str, int]
-"""A companion group: ('wind', work id) or ('radius', device id)."""
 
 
 class Sources(NamedTuple):
-    """The rows of a batch that may be companion readings of a host rule.
+    """The rows of a batch that are companion readings of a host rule.
 
-    `rows` are indices into the sorted columns `t`, `v` (None: every row), `sx` their
-    series and `bits` their series' kind bits (`COMPANION` set for companion series, see
-    `Companion.bits`); `base` and `span` turn (group, time) into one sortable key,
-    `group * span + (time - base)`.
+    `rows` are indices into the sorted columns `t`, `v`, and `sx` the series of every row;
+    `base` and `span` turn (group, time) into one sortable key, `group * span + (time - base)`.
     """
 
+    rows: _I
     sx: _I
-    bits: NDArray[np.uint16]
-    rows: _I | None
     t: _I
     v: _F
     base: int
@@ -102,10 +96,6 @@ class Companion:
         self.carry_t = np.full(len(self.groups), NEVER, dtype=np.int64)
         self.carry_v = np.full(len(self.groups), np.nan)
 
-    def bits(self) -> NDArray[np.uint16]:
-        """`COMPANION` for each series that is a companion series, else 0."""
-        return np.where(self.source_of >= 0, COMPANION, 0).astype(np.uint16)
-
     def newest(self, host_group: _I, host_t: _I, sources: Sources) -> tuple[_F, _I]:
         """For each host row, the newest companion reading of its group at or before its time,
         from this batch or carried from earlier ones; the carry advances to each group's newest.
@@ -118,11 +108,10 @@ class Companion:
             (companion value, companion time) per host row; time NEVER when there is none.
         """
         carry_t, carry_v = self.carry_t, self.carry_v
-        pos = ((sources.bits & COMPANION) != 0).nonzero()[0]
-        if pos.shape[0] == 0:
+        src_rows = sources.rows
+        if src_rows.shape[0] == 0:
             return carry_v.take(host_group), carry_t.take(host_group)
-        group = self.source_of.take(sources.sx.take(pos))
-        src_rows = pos if sources.rows is None else sources.rows.take(pos)
+        group = self.source_of.take(sources.sx.take(src_rows))
         src_t, src_v = sources.t.take(src_rows), sources.v.take(src_rows)
         base, span = sources.base, sources.span
         key = group * span + (src_t - base)
@@ -301,21 +290,14 @@ class Hosts(NamedTuple):
 def build_companions(tables: Tables) -> tuple[Companion, Hosts]:
     """The companion lookup of `tables`' crane rules, and the per-slot host columns."""
     series, slots, p = tables.series, tables.slots, len(tables.slots)
-    wanted: dict[Group, str] = {}  # group -> the metric of its companion series
+    hosts_of: list[Group] = []
     for slot in slots:
-        opts, s = slot.rule.options, series[slot.sx]
-        if isinstance(opts, CraneWindOptions):
-            wanted[("wind", s.work_id)] = opts.wind_metric
-        elif isinstance(opts, RatedCurveOptions):
-            wanted[("radius", s.device_id)] = opts.radius_metric
-
-    def group_of(s: SeriesInfo) -> Group | None:
-        for group in (("wind", s.work_id), ("radius", s.device_id)):
-            if wanted.get(group) == s.metric:
-                return group
-        return None
-
-    companion = Companion([group_of(s) for s in series], wanted)
+        s = series[slot.sx]
+        if isinstance(slot.rule.options, CraneWindOptions):
+            hosts_of.append(("wind", s.work_id))
+        elif isinstance(slot.rule.options, RatedCurveOptions):
+            hosts_of.append(("radius", s.device_id))
+    companion = Companion(tables.companion_group, hosts_of)
     group = np.full(p, -1, dtype=np.int64)
     min_load = np.full(p, np.inf)
     age = np.zeros(p, dtype=np.int64)

@@ -74,12 +74,11 @@ class Engine:
             (s for s in usable if s.work_id not in self.isolated), key=lambda s: s.series_id
         )
         self._tables = tables = compile_tables(graded, resolution.rules, profiles, catalogue)
-        sids = np.array([s.series_id for s in graded], dtype=np.int64)
+        sids = np.array([s.series_id for s in tables.series], dtype=np.int64)  # engine order
         self._sid_to_sx = np.full(int(sids.max()) + 2 if len(graded) else 1, -1, dtype=np.int64)
         self._sid_to_sx[sids] = np.arange(len(graded))
         self._state = State(tables)
         self._companion, hosts = build_companions(tables)
-        self._kind_bits = tables.kind_bits | self._companion.bits()
         self._ring = CheckpointRing(tables.rate_window_us)
         self._grader = Grader(tables, self._state, self._companion, hosts)
         self._explain = Explainer(tables)
@@ -98,7 +97,7 @@ class Engine:
     @property
     def series(self) -> Sequence[SeriesInfo]:
         """The watched series, by id."""
-        return self._tables.series
+        return self._tables.by_id
 
     def rules_of(self, series_id: int) -> list[ResolvedRule]:
         """The effective (resolved) rules of one series."""
@@ -298,23 +297,24 @@ class Engine:
         step = step_change(v, first, state.last_v.take(sx.take(first)))
         if state.n_need_initial:
             rows += self._initial_baselines(sx, t, v, first, emit)
-        bits = self._kind_bits.take(sx)
+        grader.begin(sx)
         suspect = np.zeros(sx.shape[0], dtype=np.bool_)
         if tables.present["jump"]:
-            grader.jump(*grader.select("jump", sx, bits), step, suspect)
+            grader.jump(*grader.select("jump", sx), step, suspect)
         if tables.present["stuck"]:
-            r, slot = grader.select("stuck", sx, bits)
+            r, slot = grader.select("stuck", sx)
             if r.shape[0]:
                 grader.stuck(r, slot, v, step, starts)
         # the rows that are not suspect (None: every row)
-        good = (~suspect).nonzero()[0] if _any(suspect) else None
-        sx_good, bits_good = (sx, bits) if good is None else (sx.take(good), bits.take(good))
-        grader.affine(sx, t, v, good, sx_good)
-        pos = ((bits_good & RATE_SERIES) != 0).nonzero()[0]
-        if pos.shape[0]:
+        good = None
+        if _any(suspect):
+            good = (~suspect).nonzero()[0]
+            grader.exclude(suspect)
+        grader.affine(sx, t, v, good, sx if good is None else sx.take(good))
+        r = grader.rows_of(RATE_SERIES)
+        if r.shape[0]:
             # a series' rate rule and 3-in-a-row rule share its rate
-            r = pos if good is None else good.take(pos)
-            ri = tables.rate_of.take(sx_good.take(pos))
+            ri = tables.rate_of.take(sx.take(r))
             rate = self._ring.rates(ri, t.take(r), v.take(r))
             slot = tables.rate_slot.take(ri)
             has = (slot >= 0).nonzero()[0]
@@ -325,7 +325,7 @@ class Engine:
             if has.shape[0]:
                 grader.consecutive(slot.take(has), r.take(has), t, rate.take(has))
         if tables.present["crane_wind"] or tables.present["rated_curve"]:
-            grader.cranes(sx_good, bits_good, good, t, v)
+            grader.cranes(sx, t, v)
         graded = grader.graded()
         if graded is not None:
             rows += self._step(graded, t, emit)
@@ -377,10 +377,11 @@ class Engine:
         self._state.take_initial(sx[rows], t[rows], v[rows])
         if not emit:
             return []
-        cumulative = self._tables.slot_of["cumulative"]
+        slots = self._tables.slot_of["cumulative"].take(sx.take(rows))
+        order = slots.argsort()  # in slot order, as every transition
         return [
-            self._explain.baseline(int(cumulative[sx[i]]), int(t[i]), float(v[i]))
-            for i in rows.tolist()
+            self._explain.baseline(int(slots[j]), int(t[rows[j]]), float(v[rows[j]]))
+            for j in order.tolist()
         ]
 
     def _step(self, graded: Graded, t: _I, emit: bool) -> list[Row]:

@@ -22,7 +22,7 @@ from rules import measures as ms
 from rules.companions import Companion, Hosts, Sources
 from rules.kernels import any_true as _any
 from rules.state import NO_PERIOD, State
-from rules.tables import BIT, Tables
+from rules.tables import COMPANION, Tables
 
 _I = NDArray[np.int64]
 _F = NDArray[np.float64]
@@ -65,19 +65,31 @@ class Grader:
         self._level: list[tuple[_I, _I, _F]] = []
         self._single: list[tuple[_I, _I, _F, _B]] = []
 
-    def select(
-        self, kind: str, sx: _I, bits: NDArray[np.uint16], among: _I | None = None
-    ) -> tuple[_I, _I]:
-        """Rows (indices into the sorted batch) whose series has a `kind` rule, and its slot.
+    def begin(self, sx: _I) -> None:
+        """Find where the series of each kind lie in this batch's rows (sorted by series)."""
+        self._edge = sx.searchsorted(self.tables.range_edges).tolist()
+        self._suspect: _B | None = None
 
-        Args:
-            sx, bits: the series and their `Tables.kind_bits` of the rows to look at: every
-                row's, or those of `among`.
-            among: the rows to look at (default all).
-        """
-        pos = ((bits & BIT[kind]) != 0).nonzero()[0]  # (nonzero of a bool array is fastest)
-        slot = self.tables.slot_of[kind].take(sx.take(pos))
-        return (pos if among is None else among.take(pos)), slot
+    def exclude(self, suspect: _B) -> None:
+        """Leave the `suspect` rows out of the rows of every later step."""
+        self._suspect = suspect
+
+    def rows_of(self, key: str) -> _I:
+        """The batch's rows of the series that have `key` (a kind, `RATE_SERIES`,
+        `COMPANION`): a few contiguous ranges of rows, as the series are grouped by kind."""
+        edge = self._edge
+        parts = [
+            np.arange(edge[a], edge[b]) for a, b in self.tables.ranges[key] if edge[b] > edge[a]
+        ]
+        rows = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else _NO_I
+        if self._suspect is not None:
+            rows = rows[~self._suspect.take(rows)]
+        return rows
+
+    def select(self, kind: str, sx: _I) -> tuple[_I, _I]:
+        """Rows (indices into the sorted batch) whose series has a `kind` rule, and its slot."""
+        rows = self.rows_of(kind)
+        return rows, self.tables.slot_of[kind].take(sx.take(rows))
 
     def affine(self, sx: _I, t: _I, v: _F, good: _I | None, sx_good: _I) -> None:
         """Grade the affine level rules (absolute, ratio, deviation, cumulative) of the rows
@@ -270,7 +282,7 @@ class Grader:
         state.aux_run[slot[ends]] = run[ends]
         self.single(slot, rows, np.nan_to_num(m), run >= tables.count[slot])
 
-    def cranes(self, sx_good: _I, bits: NDArray[np.uint16], good: _I | None, t: _I, v: _F) -> None:
+    def cranes(self, sx: _I, t: _I, v: _F) -> None:
         """The rules with a companion series, looked up together: a crane lifting (load at
         least `min_load_t`) while the newest wind reading of its work, at most
         `max_wind_age_s` old, is at or over the stop-lifting limit; the load as a share of the
@@ -278,11 +290,12 @@ class Grader:
         on the work's load chart (linear between its points, flat beyond its ends; no fresh
         radius: not graded)."""
         tables, hosts = self.tables, self.hosts
-        w_rows, w_slot = self.select("crane_wind", sx_good, bits, good)
-        c_rows, c_slot = self.select("rated_curve", sx_good, bits, good)
+        w_rows, w_slot = self.select("crane_wind", sx)
+        c_rows, c_slot = self.select("rated_curve", sx)
         rows, slot = np.concatenate((w_rows, c_rows)), np.concatenate((w_slot, c_slot))
         base = int(np.minimum.reduce(t)) - 1
-        sources = Sources(sx_good, bits, good, t, v, base, int(np.maximum.reduce(t)) - base + 1)
+        span = int(np.maximum.reduce(t)) - base + 1
+        sources = Sources(self.rows_of(COMPANION), sx, t, v, base, span)
         host_t = t.take(rows)
         c_v, c_t = self.companion.newest(hosts.group.take(slot), host_t, sources)
         fresh = ms.in_force(host_t, c_t, hosts.max_age_us.take(slot))  # NEVER: not in force

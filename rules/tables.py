@@ -20,7 +20,9 @@ from rules.kinds import (
     KIND_ORDER,
     LATE_KINDS,
     ConsecutiveOptions,
+    CraneWindOptions,
     DeviationOptions,
+    RatedCurveOptions,
     RateOptions,
     RatioOptions,
     StuckOptions,
@@ -40,12 +42,16 @@ _I = NDArray[np.int64]
 _F = NDArray[np.float64]
 _B = NDArray[np.bool_]
 
-BIT: Mapping[str, int] = {kind: 1 << i for i, kind in enumerate(KIND_ORDER)}
-"""Per rule kind its bit in `Tables.kind_bits`."""
-RATE_SERIES = 1 << len(KIND_ORDER)
-"""Bit of a series with a rate or 3-in-a-row rule (it has a rate)."""
-COMPANION = 1 << (len(KIND_ORDER) + 1)
-"""Bit of a series that is the companion (wind, radius) of another's rule."""
+RATE_SERIES = "rate series"
+"""`Tables.ranges` key of the series with a rate or 3-in-a-row rule (they have a rate)."""
+COMPANION = "companion"
+"""`Tables.ranges` key of the series that are the companion (wind, radius) of another's rule."""
+_SELECTED = ("jump", "stuck", "crane_wind", "rated_curve")
+"""The kinds whose rows a batch looks up by series (the others come with another step's)."""
+_GROUPING = ("jump", "stuck", "rate", "crane_wind", "rated_curve", COMPANION)
+"""What the engine order keeps together, most important first (`rate`: a rate series)."""
+Group = tuple[str, int]
+"""A companion group: ('wind', work id) or ('radius', device id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,13 +81,21 @@ def _frozen(a: NDArray[Any]) -> NDArray[Any]:
 class Tables:
     """The compiled rules of an engine's series (p slots, n series, d devices).
 
+    Series are in *engine order* (their index, sx): grouped by the kinds of their rules, so
+    that after a batch is sorted by series each kind's rows are a few contiguous ranges
+    (`ranges`), and by id within a group. Slots are numbered by kind, then by series id.
+
     Attributes:
-        series: the watched series, by id.
-        slots: every slot, numbered by kind then series.
+        series: the watched series, in engine order.
+        by_id: the same, by id.
+        slots: every slot, numbered by kind then series id.
         slot_of: per kind, per series: its slot of that kind, or -1.
-        kind_bits: (n,) per series the `BIT` of each kind it has a slot of, and `RATE_SERIES`
-            (the engine adds `COMPANION`, see `rules.companions`): one lookup a batch tells
-            every step which rows are its.
+        ranges: per kind a batch looks up by series (and `RATE_SERIES`, `COMPANION`), the
+            series that have it as ranges of engine order, each a pair of positions in
+            `range_edges`.
+        range_edges: (e,) every end of those ranges, ascending (a batch finds them all in
+            its sorted series with one search).
+        companion_group: per series, the companion group it is the companion series of.
         present: per kind, whether any series has it.
         slot_index: (series id, rule id) -> slot.
         slots_by_sx: per series index, its slots in slot order.
@@ -115,9 +129,12 @@ class Tables:
     """
 
     series: Sequence[SeriesInfo]
+    by_id: Sequence[SeriesInfo]
     slots: Sequence[Slot]
     slot_of: Mapping[str, _I]
-    kind_bits: NDArray[np.uint16]
+    ranges: Mapping[str, tuple[tuple[int, int], ...]]
+    range_edges: _I
+    companion_group: Sequence[Group | None]
     present: Mapping[str, bool]
     slot_index: Mapping[tuple[int, str], int]
     slots_by_sx: Mapping[int, tuple[int, ...]]
@@ -168,12 +185,16 @@ def compile_tables(
         profiles: the profiles by hazard kind (for the offline rule of each device).
         catalogue: hazard kinds, for metric names and units.
     """
+    by_id = list(series)
+    groups = dict(zip((s.series_id for s in by_id), _companions(by_id, resolved), strict=True))
+    series = sorted(by_id, key=lambda s: (_grouping(resolved, groups, s), s.series_id))
+    sx_of = {s.series_id: sx for sx, s in enumerate(series)}
     per_kind: dict[str, list[Slot]] = {kind: [] for kind in KIND_ORDER}
-    for sx, s in enumerate(series):
+    for s in by_id:
         metric = catalogue[s.hazard_kind].metrics[s.metric]
         subject = Subject(metric.name_zh, metric.name_en, metric.unit, s.device_code)
         for rule in resolved.get(s.series_id, []):
-            per_kind[rule.kind].append(Slot(s.series_id, sx, rule, subject))
+            per_kind[rule.kind].append(Slot(s.series_id, sx_of[s.series_id], rule, subject))
     slots = [slot for kind in KIND_ORDER for slot in per_kind[kind]]
     n, p = len(series), len(slots)
     slot_of: dict[str, _I] = {}
@@ -218,20 +239,24 @@ def compile_tables(
     counts = [o.count if isinstance(o, StuckOptions | ConsecutiveOptions) else 1 for o in opts]
     periods = [o.period_s if isinstance(o, ConsecutiveOptions) else S_PER_DAY for o in opts]
     rate_of, rate_window = _rate_series(n, per_kind)
-    bits = np.zeros(n, dtype=np.uint16)
-    for kind in KIND_ORDER:
-        bits[slot_of[kind] >= 0] |= BIT[kind]
-    bits[rate_of >= 0] |= RATE_SERIES
+    companion_group = [groups[s.series_id] for s in series]
+    members: dict[str, _B] = {kind: slot_of[kind] >= 0 for kind in _SELECTED}
+    members[RATE_SERIES] = rate_of >= 0
+    members[COMPANION] = np.array([g is not None for g in companion_group], dtype=np.bool_)
+    ranges, edges = _ranges(members)
     lvl_cols = _level_table(n, slot_of)
     by_sx: dict[int, list[int]] = {}
     for i, slot in enumerate(slots):
         by_sx.setdefault(slot.sx, []).append(i)
-    devices = _devices(series, profiles)
+    devices = _devices(series, by_id, profiles)
     return Tables(
         series=series,
+        by_id=by_id,
         slots=slots,
         slot_of=slot_of,
-        kind_bits=_frozen(bits),
+        ranges=ranges,
+        range_edges=_frozen(edges),
+        companion_group=companion_group,
         present={kind: bool((slot_of[kind] >= 0).any()) for kind in KIND_ORDER},
         slot_index={(s.series_id, s.rule.rule): i for i, s in enumerate(slots)},
         slots_by_sx={sx: tuple(v) for sx, v in by_sx.items()},
@@ -296,14 +321,64 @@ def _rate_series(n: int, per_kind: Mapping[str, list[Slot]]) -> tuple[_I, _I]:
     return _frozen(rate_of), _frozen(np.maximum(us - us % 4, 4))
 
 
-def _devices(series: Sequence[SeriesInfo], profiles: Mapping[str, Profile]) -> dict[str, Any]:
-    """Per device: its index for each series, its first series, and its offline rule."""
-    first: dict[int, int] = {}
-    for sx, s in enumerate(series):
-        first.setdefault(s.device_id, sx)
+def _companions(
+    series: Sequence[SeriesInfo], resolved: Mapping[int, list[ResolvedRule]]
+) -> list[Group | None]:
+    """Per series, the companion group it serves: the wind metric of a work with a crane and
+    wind rule, the radius metric of a device with a rated curve rule."""
+    wanted: dict[Group, str] = {}  # group -> the metric of its companion series
+    for s in series:
+        for rule in resolved.get(s.series_id, []):
+            if isinstance(rule.options, CraneWindOptions):
+                wanted[("wind", s.work_id)] = rule.options.wind_metric
+            elif isinstance(rule.options, RatedCurveOptions):
+                wanted[("radius", s.device_id)] = rule.options.radius_metric
+    out: list[Group | None] = []
+    for s in series:
+        groups = [
+            g for g in (("wind", s.work_id), ("radius", s.device_id)) if wanted.get(g) == s.metric
+        ]
+        out.append(groups[0] if groups else None)
+    return out
+
+
+def _grouping(
+    resolved: Mapping[int, list[ResolvedRule]], groups: Mapping[int, Group | None], s: SeriesInfo
+) -> tuple[bool, ...]:
+    """A series' place in engine order: which of `_GROUPING` it has (having them first)."""
+    kinds: set[str] = {r.kind for r in resolved.get(s.series_id, [])}
+    if groups[s.series_id] is not None:
+        kinds.add(COMPANION)
+    if "consecutive" in kinds or "rate" in kinds:
+        kinds.add("rate")  # a rate series
+    return tuple(kind not in kinds for kind in _GROUPING)
+
+
+def _ranges(
+    members: Mapping[str, _B],
+) -> tuple[dict[str, tuple[tuple[int, int], ...]], _I]:
+    """Per key, the runs of its series in engine order, as pairs of positions in the edges."""
+    runs: dict[str, list[tuple[int, int]]] = {}
+    for key, mask in members.items():
+        padded = np.concatenate(([False], mask, [False]))
+        change = np.flatnonzero(padded[1:] != padded[:-1])
+        runs[key] = list(zip(change[0::2].tolist(), change[1::2].tolist(), strict=True))
+    edges = sorted({e for pairs in runs.values() for pair in pairs for e in pair})
+    at = {e: i for i, e in enumerate(edges)}
+    ranges = {key: tuple((at[a], at[b]) for a, b in pairs) for key, pairs in runs.items()}
+    return ranges, np.array(edges, dtype=np.int64)
+
+
+def _devices(
+    series: Sequence[SeriesInfo], by_id: Sequence[SeriesInfo], profiles: Mapping[str, Profile]
+) -> dict[str, Any]:
+    """Per device: its index for each series, its first series (by id), its offline rule."""
+    first: dict[int, SeriesInfo] = {}
+    for s in by_id:
+        first.setdefault(s.device_id, s)
     dev_ids = sorted(first)
     index = {d: i for i, d in enumerate(dev_ids)}
-    rep = [series[first[d]] for d in dev_ids]
+    rep = [first[d] for d in dev_ids]
     offline = [profiles[s.hazard_kind].offline for s in rep]
     return {
         "series_dev": _frozen(np.array([index[s.device_id] for s in series], dtype=np.int64)),
