@@ -18,6 +18,7 @@ from numpy.typing import NDArray
 from rules import kernels as k
 from rules.companions import CheckpointRing, build_companions
 from rules.grading import Graded, Grader
+from rules.kernels import all_true as _all
 from rules.kernels import any_true as _any
 from rules.kinds import ConsecutiveOptions, RateOptions
 from rules.measures import S_PER_DAY, US_PER_S, step_change
@@ -348,12 +349,14 @@ class Engine:
         table = self._sid_to_sx
         if sid.shape[0] and np.minimum.reduce(sid) >= 0 and np.maximum.reduce(sid) < table.shape[0]:
             sx = table.take(sid)  # the usual batch: no id outside the table
-            ok = (sx >= 0) & np.isfinite(v)
+            finite = np.isfinite(v)
+            if np.minimum.reduce(sx) < 0 or not _all(finite):
+                ok = (sx >= 0) & finite
+                sx, t, v = sx[ok], t[ok], v[ok]
         else:
             inside = (sid >= 0) & (sid < table.shape[0])
             sx = table[np.where(inside, sid, 0)]
             ok = inside & (sx >= 0) & np.isfinite(v)
-        if not ok.all():
             sx, t, v = sx[ok], t[ok], v[ok]
         if sx.shape[0] == 0:
             return sx, t, v, sx
@@ -361,7 +364,7 @@ class Engine:
         v = v.take(order)
         watermark = self._state.last_t.take(sx)
         # a repeated (series, time), or a redelivery of the newest reading already graded
-        dup |= t == watermark
+        dup = t == watermark if dup is None else dup | (t == watermark)
         if _any(dup):
             keep = ~dup
             sx, t, v, watermark = sx[keep], t[keep], v[keep], watermark[keep]

@@ -22,6 +22,8 @@ _ROW_OFFSET = np.arange(4, dtype=np.int64)[:, None]
 any_true = np.logical_or.reduce
 """Whether any element is true: `a.any()` without its Python wrapper (called a dozen times a
 batch)."""
+all_true = np.logical_and.reduce
+"""Whether every element is true: `a.all()` without its Python wrapper."""
 
 
 def segment_starts(key: NDArray[np.int64]) -> NDArray[np.bool_]:
@@ -194,9 +196,9 @@ _TIME_BITS = 42  # a batch spanning up to 2**42 µs (50 days) sorts on one int64
 
 def sort_rows(
     sx: NDArray[np.int64], t: NDArray[np.int64], n_series: int
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_] | None]:
     """Rows sorted by (series, time), stable: the order, the sorted series and times, and
-    which sorted rows repeat the (series, time) of the row before them.
+    which sorted rows repeat the (series, time) of the row before them (None: none does).
 
     Args:
         sx: series index of each row, in [0, n_series).
@@ -217,6 +219,9 @@ def sort_rows(
             order = order.take(np.lexsort((tt, s)))
         s, tt = sx.take(order), t.take(order)
         same = s[1:] == s[:-1]
+    again = same & (tt[1:] == tt[:-1])
+    if not any_true(again):
+        return order, s, tt, None
     repeat = np.zeros(s.shape[0], dtype=np.bool_)
-    repeat[1:] = same & (tt[1:] == tt[:-1])
+    repeat[1:] = again
     return order, s, tt, repeat
