@@ -148,7 +148,9 @@ class CheckpointRing:
     FOREVER sentinels. A series' reference moves once a quarter window while its readings
     come every few minutes, so each rate series keeps a cursor: the position of the entry
     its last lookup found (the target times of a series only grow). A reading looks one and
-    two entries past it; only one whose target passed two entries counts its ring again.
+    two entries past it; only one whose target passed two entries counts its ring again. The
+    entry at each cursor and the time of the next are kept apart (`at_t`, `at_v`, `next_t`),
+    so that a reading whose target has not reached the next entry reads no ring at all.
     Pushing new checkpoints moves the entries, and the cursors, towards the front.
 
     Args:
@@ -166,6 +168,10 @@ class CheckpointRing:
         self.ring_v = np.full((r, RING + 2), np.nan)
         # every entry of an empty ring (NEVER) is before any target: the cursor is at the last
         self.cursor = np.full(r, RING - 1, dtype=np.int64)
+        # the entry at the cursor and the time of the next, per series: what most readings need
+        self.at_t = np.full(r, NEVER, dtype=np.int64)
+        self.at_v = np.full(r, np.nan)
+        self.next_t = np.full(r, _FOREVER, dtype=np.int64)
 
     def rates(self, ri: _I, tt: _I, vv: _F) -> _F:
         """Rate per day of each row against its reference (NaN if none); advances the ring.
@@ -210,21 +216,37 @@ class CheckpointRing:
     def _lookup(self, ri: _I, target: _I, ends: NDArray[np.bool_]) -> tuple[_I, _F]:
         """Per row, the newest ring entry at or before `target` (NEVER, NaN if none); the
         cursors move to what the last row of each series found (`ends`)."""
+        ref_t, ref_v = self.at_t.take(ri), self.at_v.take(ri)
+        moved = (target >= self.next_t.take(ri)).nonzero()[0]
+        if moved.shape[0] == 0:  # every target before the entry after its cursor
+            return ref_t, ref_v
+        # the rows whose target reached the next entry, or further
         width = RING + 2
-        base = ri * width
-        cur = self.cursor.take(ri)
+        r = ri.take(moved)
+        tm = target.take(moved)
+        base = r * width
+        at = self.cursor.take(r) + 1
         flat_t = self.ring_t.reshape(-1)
-        advance = flat_t.take(base + cur + 1) <= target  # position RING: a sentinel
-        at = cur + advance
-        far = (advance & (flat_t.take(base + cur + 2) <= target)).nonzero()[0]
+        far = (flat_t.take(base + at + 1) <= tm).nonzero()[0]  # position RING + 1: sentinel
         if far.shape[0]:
             # the target passed two entries or more: count the ring's entries before it
-            rows = self.ring_t.take(ri.take(far), axis=0)[:, :RING]
-            at[far] = k.count_true(rows <= target.take(far)[:, None]) - 1
-        ref_t = np.where(at >= 0, flat_t.take(base + at), NEVER)
-        ref_v = self.ring_v.reshape(-1).take(base + at)  # (at -1: any value, not found)
-        self.cursor[ri[ends]] = at[ends]
+            rows = self.ring_t.take(r.take(far), axis=0)[:, :RING]
+            at[far] = k.count_true(rows <= tm.take(far)[:, None]) - 1
+        ref_t[moved] = flat_t.take(base + at)
+        ref_v[moved] = self.ring_v.reshape(-1).take(base + at)
+        # the cursor of a series moves to what its last row found (rows are in time order)
+        last = ends.take(moved).nonzero()[0]
+        self._point(r.take(last), at.take(last))
         return ref_t, ref_v
+
+    def _point(self, r: _I, at: _I) -> None:
+        """Put the cursors of rate series `r` at ring positions `at` (-1: before the first)."""
+        width = RING + 2
+        self.cursor[r] = at
+        flat = r * width + at
+        self.at_t[r] = np.where(at >= 0, self.ring_t.reshape(-1).take(flat), NEVER)
+        self.at_v[r] = self.ring_v.reshape(-1).take(flat)  # (at -1: any value, not found)
+        self.next_t[r] = self.ring_t.reshape(-1).take(flat + 1)
 
     def _push(self, ri: _I, ck: _I, tt: _I, vv: _F) -> None:
         """Append the new checkpoints `ck` (rows) to their series' rings, keeping the newest
@@ -232,22 +254,29 @@ class CheckpointRing:
         has 16 newer checkpoints in 16 later quarter windows, so it is over 3 windows older
         than any later reading: its cursor stops at -1 (before the first entry)."""
         ck_ri = ri.take(ck)
-        n_new: int | _I
         if (ck_ri[1:] > ck_ri[:-1]).all():
             # the usual batch: one new checkpoint per series, each ring moves up by one
-            series_r, n_new = ck_ri, 1
-            for ring, new in ((self.ring_t, tt.take(ck)), (self.ring_v, vv.take(ck))):
+            series_r, new_t = ck_ri, tt.take(ck)
+            for ring, new in ((self.ring_t, new_t), (self.ring_v, vv.take(ck))):
                 rows = ring.take(series_r, axis=0)  # whole rows: contiguous, sentinels kept
                 rows[:, : RING - 1] = rows[:, 1:RING]
                 rows[:, RING - 1] = new
                 ring[series_r] = rows
+            # each cursor moves with its entry; one at the newest entry now has a next one,
+            # one pushed out (from 0) stops at -1, where the old second entry comes next
+            cur = self.cursor.take(series_r)
+            self.cursor[series_r] = np.maximum(cur - 1, -1)
+            self.next_t[series_r] = np.where(cur == RING - 1, new_t, self.next_t.take(series_r))
+            out = (cur == 0).nonzero()[0]
+            if out.shape[0]:
+                self.at_t[series_r[out]], self.at_v[series_r[out]] = NEVER, np.nan
+            return
         else:
             heads = k.segment_starts(ck_ri).nonzero()[0]
             series_r = ck_ri.take(heads)
             counts = np.empty_like(heads)
             counts[:-1] = heads[1:] - heads[:-1]
             counts[-1] = ck.shape[0] - heads[-1]
-            n_new = counts
             # new ring position j takes concat(old ring, new checkpoints)[j + n_new]
             src = _POSITIONS + counts[:, None]
             from_ring = src < RING
@@ -256,7 +285,7 @@ class CheckpointRing:
             rows = series_r[:, None]
             for ring, col in ((self.ring_t, tt), (self.ring_v, vv)):
                 ring[series_r, :RING] = np.where(from_ring, ring[rows, old], col.take(new))
-        self.cursor[series_r] = np.maximum(self.cursor.take(series_r) - n_new, -1)
+            self._point(series_r, np.maximum(self.cursor.take(series_r) - counts, -1))
 
     def adopt(self, old: CheckpointRing, pairs: Iterable[tuple[int, int]]) -> None:
         """Take over the checkpoints of rate series (here, there) with the same window."""
@@ -264,6 +293,8 @@ class CheckpointRing:
             if self.window_us[ri] == old.window_us[ori]:
                 self.ring_t[ri], self.ring_v[ri] = old.ring_t[ori], old.ring_v[ori]
                 self.last_slot[ri], self.cursor[ri] = old.last_slot[ori], old.cursor[ori]
+                self.at_t[ri], self.at_v[ri] = old.at_t[ori], old.at_v[ori]
+                self.next_t[ri] = old.next_t[ori]
 
 
 class Hosts(NamedTuple):
