@@ -6,7 +6,7 @@ Example: '围护墙顶部水平位移累计变化 31.2 mm，超过一级基坑�
 
 How each rule kind writes its measure is one entry of `WORDING`. A transition's text depends on
 its reading only through the measure's text, so the engine keeps one template per (slot, grades)
-(`level_template`) and fills in the value (`fill`, `written`).
+(`level_template`) and joins its parts with the measure written as `written` says.
 """
 
 from __future__ import annotations
@@ -256,8 +256,8 @@ def level_template(
     grade_to: Grade,
     threshold: float,
 ) -> Template | None:
-    """`level_message` without its value: `fill(template, rule, subject, value)` gives the same
-    text. None if the rule's labels or the subject's names hold `VALUE` (never in practice):
+    """`level_message` without its value: each part list joined with `quantity(rule, subject,
+    value)` gives the same text. None if the rule's labels or the subject's names hold `VALUE` (never in practice):
     use `level_message` then."""
     texts = (
         subject.name_zh,
@@ -269,12 +269,6 @@ def level_template(
         return None
     zh, en = _level_text(action, rule, subject, grade_from, grade_to, VALUE, threshold)
     return zh.split(VALUE), en.split(VALUE)
-
-
-def fill(template: Template, q_v: str) -> tuple[str, str]:
-    """The message of `template` (see `level_template`) for a measure written `q_v` (by
-    `quantity`)."""
-    return q_v.join(template[0]), q_v.join(template[1])
 
 
 def late_message(

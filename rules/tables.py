@@ -109,8 +109,8 @@ class Tables:
         thr_top: (p,) the signed threshold of the slot's own top grade.
         direction: (p,) +1 or -1.
         level: (p,) the slot's top grade (one-level rules grade this or normal).
-        debounce, resolve, cap: (p,) readings to set and to reset a grade; the longest run kept.
-        machine: (p, 3) the same three as columns, for one gather a batch.
+        machine: (p, 3) per slot the readings to set a grade (debounce) and to reset it
+            (resolve_after), and the longest run kept (the larger): one gather a batch.
         offset, scale, magnitude: (p,) the affine measure `(value - offset) * scale`, its
             magnitude where set (`rules.measures.scaled_change`); a cumulative slot's offset
             is its baseline and lives in `rules.state`.
@@ -146,10 +146,7 @@ class Tables:
     thr_top: _F
     direction: _F
     level: _I
-    debounce: _I
-    resolve: _I
     machine: _I
-    cap: _I
     offset: _F
     scale: _F
     magnitude: _B
@@ -268,9 +265,6 @@ def compile_tables(
         thr_top=_frozen(signed[np.arange(p), level - 1]),
         direction=_frozen(direction[:, 0]),
         level=_frozen(level),
-        debounce=_frozen(debounce),
-        resolve=_frozen(resolve),
-        cap=_frozen(np.maximum(debounce, resolve)),
         machine=_frozen(np.stack((debounce, resolve, np.maximum(debounce, resolve)), axis=1)),
         offset=_frozen(np.array(offset, dtype=np.float64)),
         scale=_frozen(1.0 / np.array(divisor, dtype=np.float64)),

@@ -131,7 +131,7 @@ def test_a_rule_missing_a_required_option_is_refused_naming_it(
 def test_compiled_tables_are_read_only() -> None:
     engine = Engine(SERIES, PROFILES, OVERRIDES)
     tables = engine._tables
-    for name in ("thr_both", "direction", "debounce", "slot_sx", "lvl_cols", "range_edges"):
+    for name in ("thr_both", "direction", "machine", "slot_sx", "lvl_cols", "range_edges"):
         column = getattr(tables, name)
         assert not column.flags.writeable, name
         with pytest.raises(ValueError, match="read-only"):
