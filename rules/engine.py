@@ -279,10 +279,10 @@ class Engine:
         rows: list[Row] = []
         if _any(late):
             if emit:
-                held = state.grade
+                held, t_late = state.grade, t[late]
                 rows += [
-                    explain.late(s, int(held[s]), Grade(g), n, int(t[late][r]), m)
-                    for s, n, g, r, m in grader.late(sx[late], t[late], v[late])
+                    explain.late(s, int(held[s]), Grade(g), n, int(t_late[r]), m)
+                    for s, n, g, r, m in grader.late(sx[late], t_late, v[late])
                 ]
             fresh = ~late
             sx, t, v = sx[fresh], t[fresh], v[fresh]
