@@ -167,7 +167,7 @@ def _window_s(rule: ResolvedRule) -> float:
     options = rule.options
     if isinstance(options, Mapping):
         return float(options.get("window_s", DAY_S))
-    return float(options.window_s)
+    return float(getattr(options, "window_s", DAY_S))  # RateOptions (the one kind with a window)
 
 
 def rate_gradings(

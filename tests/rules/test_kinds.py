@@ -29,6 +29,7 @@ from rules.kinds import (
     required_keys,
 )
 from rules.messages import VALUE, level_message, level_template, quantity
+from rules.types import Action
 from tests.rules.streams import OVERRIDES, SERIES
 
 PROFILES = load_profiles()
@@ -148,6 +149,7 @@ def test_every_transition_template_says_what_the_message_says() -> None:
             for g_to in grades:
                 if g_from == g_to:
                     continue
+                action: Action
                 if g_to == 0:
                     action = "resolve"
                 elif g_from == 0:

@@ -64,7 +64,10 @@ def test_rate_per_day_against_a_reference_reading() -> None:
     assert_allclose(rates, [1.0, 2.0, 0.0])  # a fall counts as much as a rise
     # no reference (not older than the reading), or a NaN one: no rate, and no warning
     none = ms.rate_per_day(
-        np.array([1.0, 1.0, 1.0]), np.array([5, 5, 5]), [0.0, 0.0, NAN], [5, 9, 0]
+        np.array([1.0, 1.0, 1.0]),
+        np.array([5, 5, 5]),
+        np.array([0.0, 0.0, NAN]),
+        np.array([5, 9, 0]),
     )
     assert np.isnan(none).all()
     assert ms.rate_per_day(np.zeros(0), np.zeros(0, np.int64), 0.0, 0).shape == (0,)
