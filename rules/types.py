@@ -136,7 +136,7 @@ class Override:
     Attributes:
         rule: the rule id it changes.
         metric: the metric of that rule.
-        params: the override object (see `rules.profiles.check_override`).
+        params: the override object (see `rules.checks.check_override`).
         work_id: set for a per-work override.
         series_id: set for a per-series override (applied after the work's).
     """
