@@ -11,16 +11,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+from hazmon.vocabulary import GRADES_BY_CODE
 from rules.kinds import OVERRIDE_OPTION_KEYS, PROFILE_OPTION_KEYS
 from rules.measures import S_PER_DAY
-from rules.types import Grade, ProfileError
+from rules.types import ProfileError
 
-GRADE_NAMES = {
-    "blue": Grade.BLUE,
-    "yellow": Grade.YELLOW,
-    "orange": Grade.ORANGE,
-    "red": Grade.RED,
-}
+GRADE_NAMES = GRADES_BY_CODE
 """Grades as profiles and overrides name them."""
 MAX_MAGNITUDE = 1e12
 """Largest threshold or option value accepted in any unit (no source: a bound against garbage)."""
