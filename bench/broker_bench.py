@@ -43,8 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ingest_bench import CPublisher, bench_environment
 
-from tests.conftest import wait_until
-from tests.ingest.fixtures import PrivateMosquitto, Stream, stored_count
+from tests.support.common import wait_until
+from tests.support.harness import PrivateMosquitto, Stream, stored_count
 
 TICKS_S = os.sysconf("SC_CLK_TCK")
 

@@ -2,7 +2,7 @@
 
 Every scenario runs the real `hazmon ingest` (rules on) as a subprocess against a database of
 its own on the local PostgreSQL and a private Mosquitto with hazmon's broker limits, fed by a
-QoS 1 publisher of 50-reading crane payloads (tests/ingest/fixtures.py). Scenarios:
+QoS 1 publisher of 50-reading crane payloads (tests/support/harness.py). Scenarios:
 
 - ceilings: binary COPY into the readings hypertable (plain, and idempotent through a staging
   table + INSERT … ON CONFLICT DO NOTHING, and hazmon's own write path) and the raw broker
@@ -51,8 +51,8 @@ from hazmon.db import drop_database, with_database
 from hazmon.migrate import migrate
 from hazmon.settings import Settings
 from ingest.store import _records, copy_direct
-from tests.conftest import SERVER_URL, free_port
-from tests.ingest.fixtures import (
+from tests.support.common import SERVER_URL, free_port
+from tests.support.harness import (
     IngestProcess,
     PrivateMosquitto,
     Publisher,
@@ -63,7 +63,7 @@ from tests.ingest.fixtures import (
     stored_count,
     stream_checksum,
 )
-from tests.inventories import load
+from tests.support.inventories import load
 
 SITE = "BENCH"
 DEVICES = 200

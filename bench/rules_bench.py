@@ -8,7 +8,7 @@ Prints, measured in the same run: the engine's readings/s (median of repeats, by
 per CPU second of this process), how many rate readings were graded, the transitions by action
 and rule kind, and two bare numpy ceilings on the same batches (a 4-grade threshold comparison,
 a rate-of-change computation). With `--short`, or `--reference`, also the scalar reference
-(`tests/rules/reference.py`) on a slice of the same stream, and other batch sizes.
+(`tests/support/reference.py`) on a slice of the same stream, and other batch sizes.
 
     .venv/bin/python bench/rules_bench.py [--short] [--series 10000] [--batch 5000]
                                           [--repeats 5] [--shuffle] [--reference]
@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import rules
 from rules import Batch, Engine, ResolvedRule, SeriesInfo, load_profiles
-from tests.rules.reference import Reference
+from tests.support.reference import Reference
 
 T0_US = 1_764_000_000_000_000
 US = 1_000_000

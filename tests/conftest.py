@@ -7,13 +7,10 @@ it: CI must never silently skip the tests that talk to real servers.
 
 from __future__ import annotations
 
-import os
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -22,31 +19,18 @@ from psycopg import sql
 from hazmon.db import drop_database, with_database
 from hazmon.migrate import migrate
 from hazmon.settings import MqttEndpoint, Settings
-
-SERVER_URL = os.environ.get(
-    "HAZMON_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+from tests.support.common import (  # noqa: F401  (re-exported for the fixtures)
+    MQTT_URL,
+    REPO,
+    SERVER_URL,
+    START_HINT,
+    ThreadRunner,
+    free_port,
+    wait_until,
 )
-MQTT_URL = os.environ.get("HAZMON_TEST_MQTT_URL", "mqtt://127.0.0.1:1883")
-START_HINT = "start the local services with `make services` (scripts/services.sh up, as root)"
-REPO = Path(__file__).resolve().parent.parent
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until(predicate: object, timeout_s: float, interval_s: float = 0.05) -> bool:
-    """Poll `predicate()` until it is truthy or the timeout passes; return its last truthiness."""
-    assert callable(predicate)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return bool(predicate())
+pytest_plugins = ["tests.support.world"]
+"""The two-tenant world of the API tests (`world`), used by the registry's broker tests too."""
 
 
 @pytest.fixture(scope="session")
@@ -121,30 +105,8 @@ def settings(db_url: str, topic_root: str) -> Settings:
     )
 
 
-class ThreadRunner:
-    """Run a `run(stop_event)` callable in a thread; stop and join it on exit."""
-
-    def __init__(self, target: object, name: str) -> None:
-        assert callable(target)
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-
-        def body() -> None:
-            try:
-                target(self.stop)
-            except BaseException as exc:
-                self.error = exc
-                raise
-
-        self.thread = threading.Thread(target=body, name=name, daemon=True)
-
-    def __enter__(self) -> ThreadRunner:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "service thread did not stop within 30 s"
-        if self.error is not None:
-            raise self.error
+@pytest.fixture
+def conn(db_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """A connection to this test's own freshly migrated database."""
+    with psycopg.connect(db_url) as c:
+        yield c

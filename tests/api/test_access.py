@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import ROLES, World
-from tests.tokens import bearer
+from tests.support.tokens import bearer
+from tests.support.world import ROLES, World
 
 EVERYONE = ROLES
 READERS = ("admin", "regulator", "inspector", "enterprise")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import psycopg
 
-from tests.api.conftest import World
-from tests.tokens import bearer
+from tests.support.tokens import bearer
+from tests.support.world import World
 
 
 def test_acknowledge_records_who_and_why_once_and_refuses_resolved_alerts(world: World) -> None:

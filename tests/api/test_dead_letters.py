@@ -10,8 +10,8 @@ import httpx
 import psycopg
 
 from hazmon.settings import Settings
-from tests.api.conftest import World
-from tests.tokens import bearer
+from tests.support.tokens import bearer
+from tests.support.world import World
 
 
 def test_a_dead_letter_from_an_unregistered_device_replays_once_the_device_exists(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
-from tests.api.conftest import World
-from tests.tokens import bearer
+from tests.support.tokens import bearer
+from tests.support.world import World
 
 
 def test_register_assign_rectify_reject_verify_close_with_audit_trail(world: World) -> None:
@@ -29,7 +31,7 @@ def test_register_assign_rectify_reject_verify_close_with_audit_trail(world: Wor
         assert (hazard["state"], hazard["found_by"].split(":")[0]) == ("registered", "enterprise")
         url = f"/hazards/{hazard['id']}"
 
-        def act(http: httpx.Client, action: str, want: int = 200, **body: object) -> dict:
+        def act(http: httpx.Client, action: str, want: int = 200, **body: object) -> dict[str, Any]:
             response = http.post(f"{url}/{action}", json=body)
             assert response.status_code == want, response.text
             return dict(response.json())

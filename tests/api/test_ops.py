@@ -12,10 +12,10 @@ import psycopg
 import pytest
 
 from hazmon.settings import Settings
-from tests.api.conftest import World
-from tests.conftest import free_port, wait_until
-from tests.services import running_api
-from tests.tokens import bearer
+from tests.support.common import free_port, wait_until
+from tests.support.services import running_api
+from tests.support.tokens import bearer
+from tests.support.world import World
 
 
 def test_metrics_pass_promtool_check(world: World) -> None:

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import psycopg
 
-from tests.api.conftest import World
-from tests.tokens import bearer
+from tests.support.tokens import bearer
+from tests.support.world import World
 
 HOURS_PER_YEAR = 365 * 24
 

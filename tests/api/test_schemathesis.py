@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.conftest import World
+from tests.support.world import World
 
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"

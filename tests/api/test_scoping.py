@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
-from tests.api.conftest import World
-from tests.tokens import bearer, issue
+from tests.support.tokens import bearer, issue
+from tests.support.world import World
 
 LISTS = ("/sites", "/works", "/devices", "/series", "/thresholds", "/alerts", "/hazards")
 
 
-def _site_ids(http: httpx.Client, path: str, **params: object) -> tuple[set[int], int]:
+def _site_ids(http: httpx.Client, path: str, **params: Any) -> tuple[set[int], int]:
     response = http.get(path, params={"limit": 500, **params})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -41,10 +43,11 @@ def test_each_role_lists_exactly_its_own_sites(world: World) -> None:
                 for label in ("A", "B"):
                     if world.ids[label]["site"] in visible:
                         continue
-                    params = {
+                    by_path: dict[str, dict[str, Any]] = {
                         "/sites": {"code": label},
                         "/thresholds": {"work_id": world.ids[label]["work"]},
-                    }.get(path, {"site_id": world.ids[label]["site"]})
+                    }
+                    params = by_path.get(path, {"site_id": world.ids[label]["site"]})
                     assert _site_ids(http, path, **params) == (set(), 0), f"{who} {path}"
             stats = http.get("/statistics").json()
             assert stats["sites"] == len(visible), who

@@ -27,9 +27,9 @@ from pydantic import TypeAdapter, ValidationError
 from api import create_app
 from api.deps import MAX_JSON_BYTES, MAX_JSON_DEPTH, BodyId32, BoundedJson, Id32, Id64
 from hazmon.settings import Settings
-from tests.api.conftest import World
 from tests.api.test_access import CASES, Case
-from tests.tokens import bearer
+from tests.support.tokens import bearer
+from tests.support.world import World
 
 Spec = dict[str, Any]
 Schema = dict[str, Any]
@@ -458,9 +458,9 @@ def test_every_string_input_is_bounded_and_ids_stay_integers() -> None:
                         unbounded.append(f"{method} {template} {at}: {string}")
             elif where.endswith("_id"):
                 shape = _id_shape(spec, schema)
-                if shape not in ([s] for s in _ID_SCHEMAS) and shape not in (
+                if shape not in [[s] for s in _ID_SCHEMAS] and shape not in [
                     [s, {"type": "null"}] for s in _ID_SCHEMAS
-                ):
+                ]:
                     loose_ids.append(f"{method} {template} {where}: {shape}")
             elif not where.startswith("body"):
                 for at, string in _strings(spec, schema, where, set()):

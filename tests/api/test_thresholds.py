@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import psycopg
 
-from tests.api.conftest import World
-from tests.tokens import bearer
+from tests.support.tokens import bearer
+from tests.support.world import World
 
 
-def _levels(body: dict, metric: str, rule: str) -> tuple[dict[str, float], bool]:
+def _levels(body: dict[str, Any], metric: str, rule: str) -> tuple[dict[str, float], bool]:
     (series,) = [s for s in body["series"] if s["metric"] == metric]
     (found,) = [r for r in series["rules"] if r["rule"] == rule]
     return {lv["grade_name"]: lv["value"] for lv in found["levels"]}, found["overridden"]

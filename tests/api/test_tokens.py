@@ -10,8 +10,8 @@ import psycopg
 import pytest
 
 from hazmon.auth import AuthError, grant, region_prefix
-from tests.api.conftest import World, hazmon
-from tests.tokens import bearer, issue
+from tests.support.tokens import bearer, issue
+from tests.support.world import World, hazmon
 
 
 def test_cli_token_is_shown_once_stored_hashed_scoped_and_revocable(world: World) -> None:

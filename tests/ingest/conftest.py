@@ -1,4 +1,4 @@
-"""Fixtures of the ingest tests (helpers live in tests/ingest/fixtures.py)."""
+"""Fixtures of the ingest tests (helpers live in tests/support/harness.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from hazmon.settings import Settings
-from tests.ingest.fixtures import PrivateMosquitto
+from tests.support.harness import PrivateMosquitto
 
 
 @pytest.fixture

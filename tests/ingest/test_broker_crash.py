@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from hazmon.settings import Settings
-from tests.conftest import wait_until
-from tests.ingest.fixtures import (
+from tests.support.common import wait_until
+from tests.support.harness import (
     HAZMON_CONF,
     IngestProcess,
     Loss,
@@ -35,7 +35,7 @@ from tests.ingest.fixtures import (
     stored_count,
     stream_loss,
 )
-from tests.inventories import load
+from tests.support.inventories import load
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 
 from hazmon.settings import Settings
-from tests.conftest import wait_until
-from tests.inventories import crane_site, load
-from tests.services import mosquitto_pub, replay, running_ingest
+from tests.support.common import wait_until
+from tests.support.inventories import crane_site, load
+from tests.support.services import mosquitto_pub, replay, running_ingest
 
 
 def test_a_reading_at_a_stored_time_with_another_value_is_kept_out_and_dead_lettered(

@@ -18,8 +18,8 @@ import pytest
 
 from hazmon.migrate import migrate
 from hazmon.settings import Settings
-from tests.conftest import wait_until
-from tests.ingest.fixtures import (
+from tests.support.common import wait_until
+from tests.support.harness import (
     IngestProcess,
     PrivateMosquitto,
     Publisher,
@@ -31,7 +31,7 @@ from tests.ingest.fixtures import (
     stored_count,
     stored_digest,
 )
-from tests.inventories import load
+from tests.support.inventories import load
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]
 

@@ -27,9 +27,9 @@ from hazmon.logs import JsonFormatter
 from hazmon.settings import MqttEndpoint, Settings
 from hazmon.wire import TopicAddress
 from ingest.decode import Decoded, Limits, SeriesLookup
-from tests.conftest import wait_until
-from tests.inventories import crane_site, load
-from tests.services import running_ingest
+from tests.support.common import wait_until
+from tests.support.inventories import crane_site, load
+from tests.support.services import running_ingest
 
 REFUSED_READING = 6.625  # load_t: refused by a trigger on readings (before the rules run)
 REFUSED_TRANSITION = 1.0625  # moment_ratio: red; its alert transition is refused (after them)
@@ -194,7 +194,7 @@ def test_a_message_whose_decoding_raises_is_dead_lettered_and_ingest_goes_on(
     topic = f"{settings.topic_root}/S1/TC1-M/telemetry"
     now_ms = int(time.time() * 1000)
     poison = _reading(now_ms - 2000, load_t=4.5)
-    real_decode = ingest.service.decode_telemetry
+    real_decode = ingest.decode.decode_telemetry
 
     def decode_with_a_bug(
         address: TopicAddress,

@@ -11,9 +11,9 @@ import psycopg
 from prometheus_client import Histogram
 
 from hazmon.settings import Settings
-from tests.conftest import wait_until
-from tests.inventories import crane_site, load
-from tests.services import mosquitto_pub, running_ingest
+from tests.support.common import wait_until
+from tests.support.inventories import crane_site, load
+from tests.support.services import mosquitto_pub, running_ingest
 
 SAMPLING_S = 10
 CUT_S = 3600

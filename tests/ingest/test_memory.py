@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from hazmon.settings import Settings
-from tests.conftest import free_port, wait_until
-from tests.ingest.fixtures import (
+from tests.support.common import free_port, wait_until
+from tests.support.harness import (
     IngestProcess,
     PrivateMosquitto,
     Publisher,
@@ -25,7 +25,7 @@ from tests.ingest.fixtures import (
     crane_inventory,
     stored_count,
 )
-from tests.inventories import load
+from tests.support.inventories import load
 
 pytestmark = [pytest.mark.slow]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from hazmon.settings import Settings
-from tests.conftest import free_port, wait_until
-from tests.ingest.fixtures import (
+from tests.support.common import free_port, wait_until
+from tests.support.harness import (
     IngestProcess,
     PrivateMosquitto,
     Publisher,
@@ -20,7 +20,7 @@ from tests.ingest.fixtures import (
     stored_count,
     stored_digest,
 )
-from tests.inventories import load
+from tests.support.inventories import load
 
 pytestmark = [pytest.mark.slow]
 

@@ -14,8 +14,8 @@ from prometheus_client import Gauge
 
 from hazmon.settings import MqttEndpoint, Settings
 from ingest.mqtt import PREFIX_BYTES
-from tests.conftest import wait_until
-from tests.ingest.fixtures import (
+from tests.support.common import wait_until
+from tests.support.harness import (
     PrivateMosquitto,
     Publisher,
     Stream,
@@ -25,8 +25,8 @@ from tests.ingest.fixtures import (
     stored_count,
     stored_digest,
 )
-from tests.inventories import crane_site, load
-from tests.services import mosquitto_pub, running_ingest
+from tests.support.inventories import crane_site, load
+from tests.support.services import mosquitto_pub, running_ingest
 
 pytestmark = [pytest.mark.slow]
 

@@ -9,7 +9,7 @@ import threading
 import paho.mqtt.client as paho
 import pytest
 
-from ingest.decode import Reason
+from hazmon.wire import Reason
 from ingest.mqtt import PREFIX_BYTES, Message, PendingMessages, received_message
 
 
@@ -54,7 +54,12 @@ def test_a_blocked_put_goes_on_when_room_is_settled() -> None:
     held = _message(10)
     assert pending.put(held, 0)
     done = threading.Event()
-    thread = threading.Thread(target=lambda: pending.put(_message(10), 5) and done.set())
+
+    def put_then_signal() -> None:
+        if pending.put(_message(10), 5):
+            done.set()
+
+    thread = threading.Thread(target=put_then_signal)
     thread.start()
     assert not done.wait(0.2)
     pending.settle([pending.get_nowait()])

@@ -26,8 +26,8 @@ import psycopg
 import pytest
 
 from hazmon.settings import Settings
-from tests.conftest import REPO, free_port, wait_until
-from tests.ingest.fixtures import (
+from tests.support.common import REPO, free_port, wait_until
+from tests.support.harness import (
     IngestProcess,
     Publisher,
     Stream,
@@ -37,8 +37,8 @@ from tests.ingest.fixtures import (
     stored_count,
     stored_digest,
 )
-from tests.inventories import load
-from tests.services import mosquitto_pub
+from tests.support.inventories import load
+from tests.support.services import mosquitto_pub
 
 pytestmark = [pytest.mark.slow]
 

@@ -7,8 +7,8 @@ import time
 from hazmon.backoff import Backoff, BrokerBackoff
 from hazmon.settings import MqttEndpoint
 from ingest.mqtt import MqttSource
-from tests.conftest import wait_until
-from tests.ingest.fixtures import PrivateMosquitto
+from tests.support.common import wait_until
+from tests.support.harness import PrivateMosquitto
 
 
 def test_broker_backoff_is_capped_below_a_gateways_reconnect_delay() -> None:

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from hazmon.settings import Settings
-from tests.conftest import wait_until
-from tests.inventories import crane_site, load, pit_site
-from tests.services import mosquitto_pub, running_ingest
+from tests.support.common import wait_until
+from tests.support.inventories import crane_site, load, pit_site
+from tests.support.services import mosquitto_pub, running_ingest
 
 GOOD = {"rated_load_t": 8, "rated_moment_tm": 160}
 DEEP = "[" * 5000 + "]" * 5000

@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg
 
 from hazmon.settings import Settings
-from tests.conftest import REPO, wait_until
-from tests.inventories import crane_site, load
-from tests.services import mosquitto_pub, running_ingest
+from tests.support.common import REPO, wait_until
+from tests.support.inventories import crane_site, load
+from tests.support.services import mosquitto_pub, running_ingest
 
 
 def _replay(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

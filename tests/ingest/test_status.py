@@ -12,9 +12,9 @@ from pathlib import Path
 import psycopg
 
 from hazmon.settings import MqttEndpoint, Settings
-from tests.conftest import wait_until
-from tests.inventories import crane_site, load
-from tests.services import mosquitto_pub, running_ingest
+from tests.support.common import wait_until
+from tests.support.inventories import crane_site, load
+from tests.support.services import mosquitto_pub, running_ingest
 
 
 def _status(db_url: str) -> tuple[bool, datetime] | None:

@@ -8,8 +8,8 @@ import numpy as np
 import psycopg
 import pytest
 
+from ingest.records import DeadLetter
 from ingest.store import (
-    DeadLetter,
     DuplicateReadingError,
     copy_direct,
     copy_idempotent,

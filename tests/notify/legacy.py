@@ -1,6 +1,6 @@
 """The webhook requests as main `fa86b7a` built them from the raw outbox payload, frozen here as
 the reference the golden tests compare today's `notify.formats` against (a plain reference, as
-`tests/rules/reference.py` is for the rules). Do not "fix" this file: it is the old wire."""
+`tests/support/reference.py` is for the rules). Do not "fix" this file: it is the old wire."""
 
 from __future__ import annotations
 

@@ -13,10 +13,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from notify import Notifier, RetryPolicy, sign_generic
-from tests.alerts import open_alert
-from tests.conftest import ThreadRunner, wait_until
-from tests.inventories import crane_site, load
 from tests.notify.receiver import notifier, receiving, subscribe
+from tests.support.alerts import open_alert
+from tests.support.common import ThreadRunner, wait_until
+from tests.support.inventories import crane_site, load
 
 
 def test_transition_enqueues_for_matching_subscriptions_only(db_url: str, tmp_path: Path) -> None:

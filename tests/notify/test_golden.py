@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from notify import Notification, build_request
-from tests.alerts import open_alert, transition
-from tests.inventories import crane_site, load
 from tests.notify import legacy
+from tests.support.alerts import open_alert, transition
+from tests.support.inventories import crane_site, load
 
 # An outbox payload as psycopg hands it over: keys in jsonb's order (shorter first, then
 # bytewise), numbers as json.loads reads them (jsonb writes 1.0 as 1, so `threshold` is an int).

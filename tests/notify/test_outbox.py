@@ -15,11 +15,11 @@ import psycopg
 from prometheus_client import CollectorRegistry
 
 from notify import Delivery, Notifier, RetryPolicy, SendPlan
-from tests.alerts import open_alert
-from tests.conftest import ThreadRunner, wait_until
-from tests.inventories import crane_site, load
 from tests.notify.receiver import Received, deliveries, notifier, receiving, subscribe
 from tests.notify.test_golden import PAYLOAD
+from tests.support.alerts import open_alert
+from tests.support.common import ThreadRunner, wait_until
+from tests.support.inventories import crane_site, load
 
 
 def _outbox(conn: psycopg.Connection[Any]) -> list[tuple[Any, ...]]:

@@ -16,10 +16,10 @@ import httpx
 import psycopg
 
 from hazmon.settings import Settings
-from tests.conftest import wait_until
-from tests.inventories import load, pit_site
-from tests.services import mosquitto_pub, running_api, running_ingest
-from tests.tokens import bearer, issue
+from tests.support.common import wait_until
+from tests.support.inventories import load, pit_site
+from tests.support.services import mosquitto_pub, running_api, running_ingest
+from tests.support.tokens import bearer, issue
 
 
 def _query(db_url: str, sql: str) -> list[tuple[Any, ...]]:

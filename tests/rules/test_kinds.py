@@ -30,7 +30,7 @@ from rules.kinds import (
 )
 from rules.messages import VALUE, level_message, level_template, quantity
 from rules.types import Action
-from tests.rules.streams import OVERRIDES, SERIES
+from tests.support.streams import OVERRIDES, SERIES
 
 PROFILES = load_profiles()
 

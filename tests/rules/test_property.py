@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from rules import Batch, Engine, Transition, load_profiles
 from rules.kinds import RuleKind
-from tests.rules.reference import Reference
-from tests.rules.streams import OVERRIDES, SERIES, VALUES
+from tests.support.reference import Reference
+from tests.support.streams import OVERRIDES, SERIES, VALUES
 
 T0_US = 1_764_000_000_000_000
 PROFILES = load_profiles()

@@ -12,7 +12,7 @@ import pytest
 from ingest import alerts as alertstore
 from registry import alerts as registry_alerts
 from rules import Batch, Grade
-from tests.rules.conftest import T0_US, DeviceSpec, make_registry, store_readings
+from tests.support.registry_rows import T0_US, DeviceSpec, make_registry, store_readings
 
 S = 1_000_000
 

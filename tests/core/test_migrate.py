@@ -6,7 +6,7 @@ import psycopg
 
 from hazmon.db import drop_database, with_database
 from hazmon.migrate import available_migrations, migrate
-from tests.conftest import SERVER_URL
+from tests.support.common import SERVER_URL
 
 
 def test_migrate_twice_is_harmless_and_creates_the_hypertable() -> None:
@@ -30,7 +30,8 @@ def test_migrate_twice_is_harmless_and_creates_the_hypertable() -> None:
             versions = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
             regular = {m.version for m in available_migrations() if not m.needs_tsl}
             assert regular <= versions
-            features = dict(conn.execute("SELECT name, available FROM server_features").fetchall())
+            rows = conn.execute("SELECT name, available FROM server_features").fetchall()
+            features: dict[str, bool] = {str(name): bool(ok) for name, ok in rows}
             license_ = conn.execute("SELECT current_setting('timescaledb.license')").fetchone()
             assert license_ is not None
             expected = license_[0] == "timescale"

@@ -10,10 +10,10 @@ import httpx
 import psycopg
 
 from hazmon.settings import Settings
-from tests.conftest import wait_until
-from tests.inventories import crane_site, load
-from tests.services import mosquitto_pub, running_api, running_ingest
-from tests.tokens import bearer, issue
+from tests.support.common import wait_until
+from tests.support.inventories import crane_site, load
+from tests.support.services import mosquitto_pub, running_api, running_ingest
+from tests.support.tokens import bearer, issue
 
 
 def test_over_limit_reading_opens_an_alert_visible_in_the_api(

@@ -34,7 +34,7 @@ from paho.mqtt.properties import Properties
 from prometheus_client.parser import text_string_to_metric_families
 
 from hazmon.settings import MqttEndpoint, Settings
-from tests.conftest import REPO, free_port, wait_until
+from tests.support.common import REPO, free_port, wait_until
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 CRANE_METRICS = (
@@ -458,7 +458,7 @@ class Publisher:
         self._client.max_queued_messages_set(0)
         self._client.on_publish = self._on_publish
         self._client.reconnect_delay_set(1, 2)
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties = Properties(PacketTypes.CONNECT)
         properties.SessionExpiryInterval = 600
         self._client.connect(endpoint.host, endpoint.port, clean_start=False, properties=properties)
         self._thread = threading.Thread(target=self._publish_all, name="publisher", daemon=True)

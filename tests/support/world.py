@@ -20,9 +20,9 @@ import psycopg
 import pytest
 
 from hazmon.settings import Settings
-from tests.inventories import crane_site, load
-from tests.services import running_api, running_ingest
-from tests.tokens import issue
+from tests.support.inventories import crane_site, load
+from tests.support.services import running_api, running_ingest
+from tests.support.tokens import issue
 
 ROLES = ("anonymous", "gateway", "admin", "regulator", "inspector", "enterprise")
 HAZARD_STATES = {
@@ -71,7 +71,7 @@ def _site(conn: psycopg.Connection[Any], code: str) -> dict[str, int]:
     ids["site"], ids["work"], ids["device"], ids["series"] = row
 
     def returning_id(query: str, params: tuple[Any, ...]) -> int:
-        got = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
+        got = conn.execute(query, params).fetchone()
         assert got is not None
         return int(got[0])
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from hazmon.settings import Settings
-from tests.conftest import REPO, free_port, wait_until
+from tests.support.common import REPO, free_port, wait_until
 
 
 def _env(settings: Settings, api_port: int) -> dict[str, str]:

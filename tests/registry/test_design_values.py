@@ -15,9 +15,9 @@ import psycopg
 import pytest
 
 from hazmon.settings import Settings
-from tests.inventories import crane_site, load
-from tests.services import running_api
-from tests.tokens import bearer, issue
+from tests.support.inventories import crane_site, load
+from tests.support.services import running_api
+from tests.support.tokens import bearer, issue
 
 HUGE = int("9" * 400)
 BAD = [

@@ -33,10 +33,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 from hazmon.settings import MqttEndpoint
 from ingest.mqtt import Message, MqttSource
 from registry.broker import SECURITY_CONF
-from tests.api.conftest import World, hazmon
-from tests.conftest import free_port, wait_until
-from tests.inventories import crane_site, load
-from tests.tokens import bearer
+from tests.support.common import free_port, wait_until
+from tests.support.inventories import crane_site, load
+from tests.support.tokens import bearer
+from tests.support.world import World, hazmon
 
 ROOT = "hazmon/v1"
 INGEST_USER, INGEST_PASSWORD = "hazmon-ingest", "ingest-secret"

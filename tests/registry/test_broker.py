@@ -26,8 +26,8 @@ from registry.broker import (
     password_file,
     read_password_hashes,
 )
-from tests.api.conftest import World, hazmon
-from tests.inventories import crane_site, load
+from tests.support.inventories import crane_site, load
+from tests.support.world import World, hazmon
 
 DEVICES = [
     DeviceAccount("A.TC1-M", "$7$h1", "A", "TC1-M"),
@@ -97,7 +97,10 @@ def test_cli_issues_missing_credentials_once_into_a_private_csv(
     rest_rows = csv.reader(rest.read_text(encoding="utf-8").splitlines())
     assert [r[0] for r in rest_rows] == ["username", "B.TC1-M"]
     with psycopg.connect(world.db_url) as conn:
-        stored = dict(conn.execute("SELECT username, password_hash FROM device_credentials"))
+        credentials = conn.execute(
+            "SELECT username, password_hash FROM device_credentials"
+        ).fetchall()
+        stored: dict[str, str] = {str(user): str(hash_) for user, hash_ in credentials}
     assert set(stored) == {"A.TC1-M", "B.TC1-M"}
     assert rows[1][1] not in stored["A.TC1-M"]
     assert stored["A.TC1-M"].startswith("$7$")

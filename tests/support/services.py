@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from api import create_app
 from hazmon.settings import MqttEndpoint, Settings
 from ingest import IngestMetrics, IngestService
-from tests.conftest import ThreadRunner, free_port, wait_until
+from tests.support.common import ThreadRunner, free_port, wait_until
 
 
 @contextmanager

@@ -1,15 +1,15 @@
-"""Fixtures of the rule-engine tests: a small registry in a fresh database."""
+"""A small registry written straight into a test database, and readings stored as ingest stores
+them: for the rule-engine tests and the tests of the engine's database side."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import psycopg
-import pytest
 
 from hazmon.timeutil import to_datetime
 from rules import Batch, SeriesInfo
@@ -91,10 +91,3 @@ def store_readings(conn: psycopg.Connection[Any], batch: Batch) -> None:
                 if np.isfinite(v)
             ],
         )
-
-
-@pytest.fixture
-def conn(db_url: str) -> Iterator[psycopg.Connection[Any]]:
-    """A connection to this test's own freshly migrated database."""
-    with psycopg.connect(db_url) as c:
-        yield c

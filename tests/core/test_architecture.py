@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO
+from tests.support.common import REPO
 
 PACKAGES = ("hazmon", "ingest", "rules", "registry", "api", "notify", "simulators")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")

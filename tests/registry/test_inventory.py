@@ -10,7 +10,7 @@ import pytest
 
 from hazmon.cli import main
 from registry import InventoryError, load_inventory
-from tests.inventories import crane_site, load
+from tests.support.inventories import crane_site, load
 
 
 def _counts(db_url: str) -> tuple[int, ...]:
@@ -41,7 +41,7 @@ def test_reimport_updates_in_place(db_url: str, tmp_path: Path) -> None:
 
 def test_cli_imports_the_demo_inventory_twice(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HAZMON_DATABASE_URL", db_url)
-    demo = Path(__file__).resolve().parent.parent / "hazmon" / "demo_inventory.yaml"
+    demo = Path(__file__).resolve().parents[2] / "hazmon" / "demo_inventory.yaml"
     assert main(["registry", "import", str(demo)]) == 0
     once = _counts(db_url)
     assert main(["registry", "import", str(demo)]) == 0

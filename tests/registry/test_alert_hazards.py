@@ -6,8 +6,8 @@ from pathlib import Path
 
 import psycopg
 
-from tests.alerts import open_alert, transition
-from tests.inventories import crane_site, load
+from tests.support.alerts import open_alert, transition
+from tests.support.inventories import crane_site, load
 
 
 def _hazards(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, ...]]:
@@ -55,7 +55,7 @@ def test_an_open_and_an_escalation_in_one_batch_give_one_hazard_raised(
     db_url: str, tmp_path: Path
 ) -> None:
     from hazmon.timeutil import now_us
-    from hazmon.vocabulary import Grade
+    from hazmon.vocabulary import EngineAction, Grade
     from ingest.alerts import record
     from rules import Transition
 
@@ -64,7 +64,7 @@ def test_an_open_and_an_escalation_in_one_batch_give_one_hazard_raised(
         row = conn.execute("SELECT id FROM series WHERE metric = 'moment_ratio'").fetchone()
         assert row is not None
 
-        def step(action: str, g_from: Grade, g_to: Grade) -> Transition:
+        def step(action: EngineAction, g_from: Grade, g_to: Grade) -> Transition:
             return Transition(
                 row[0],
                 "moment_ratio",
@@ -75,7 +75,7 @@ def test_an_open_and_an_escalation_in_one_batch_give_one_hazard_raised(
                 1.0,
                 1.0,
                 "中",
-                "en",  # type: ignore[arg-type]
+                "en",
             )
 
         record(

@@ -14,7 +14,7 @@ import yaml
 
 from hazmon.cli import build_parser
 from hazmon.settings import Settings
-from tests.conftest import REPO, free_port, wait_until
+from tests.support.common import REPO, free_port, wait_until
 
 COMPOSE = yaml.safe_load((REPO / "compose.yaml").read_text(encoding="utf-8"))
 

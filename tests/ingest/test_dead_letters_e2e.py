@@ -10,9 +10,9 @@ import psycopg
 
 from hazmon.settings import Settings
 from ingest.mqtt import PREFIX_BYTES
-from tests.conftest import wait_until
-from tests.inventories import crane_site, load
-from tests.services import mosquitto_pub, running_ingest
+from tests.support.common import wait_until
+from tests.support.inventories import crane_site, load
+from tests.support.services import mosquitto_pub, running_ingest
 
 
 def test_each_malformed_payload_gives_one_dead_letter_and_ingest_goes_on(

@@ -17,8 +17,8 @@ import pytest
 
 from ingest import alerts as alertstore
 from rules import Batch, Engine, Transition
-from tests.rules.conftest import T0_US, DeviceSpec, make_registry, store_readings
-from tests.rules.streams import OVERRIDES, SERIES, VALUES
+from tests.support.registry_rows import T0_US, DeviceSpec, make_registry, store_readings
+from tests.support.streams import OVERRIDES, SERIES, VALUES
 
 DEVICES = [
     DeviceSpec(
