@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_LINK_SECRET = "development-only-link-secret-change-me"  # noqa: S105 (a placeholder)
+"""The link secret outside production: refused when `HAZMON_ENVIRONMENT=production`."""
+DEVELOPMENT_BASE_URL = "http://127.0.0.1:8000"
+MIN_LINK_SECRET_CHARS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,46 @@ class Settings(BaseSettings):
     api_statement_timeout_s: float = Field(
         default=30.0, gt=0, description="an API query running longer is cancelled (503)"
     )
+
+    # notify: the links in messages (hazmon/links.py) and how messages show times
+    link_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_LINK_SECRET),
+        description="HMAC key of the signed links in notifications; required in production",
+    )
+    public_base_url: str = Field(
+        default=DEVELOPMENT_BASE_URL,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="where phones reach the API: links are {base}/links/{token}",
+    )
+    link_ttl_s: int = Field(
+        default=7 * 24 * 3600, ge=60, le=90 * 24 * 3600, description="a link's lifetime, s"
+    )
+    notify_time_zone: str = Field(
+        default="Asia/Shanghai", description="the time zone of times in messages (IANA name)"
+    )
+
+    @field_validator("notify_time_zone")
+    @classmethod
+    def _check_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"HAZMON_NOTIFY_TIME_ZONE: unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _check_production_links(self) -> Self:
+        # STYLE.md: secrets have no usable default outside development
+        if self.environment == "production":
+            secret = self.link_secret.get_secret_value()
+            if secret == DEVELOPMENT_LINK_SECRET or len(secret) < MIN_LINK_SECRET_CHARS:
+                raise ValueError(
+                    "HAZMON_LINK_SECRET must be a random value of at least "
+                    f"{MIN_LINK_SECRET_CHARS} characters in production"
+                )
+            if self.public_base_url == DEVELOPMENT_BASE_URL:
+                raise ValueError("HAZMON_PUBLIC_BASE_URL must be set in production")
+        return self
 
     @field_validator("mqtt_url")
     @classmethod
