@@ -94,6 +94,12 @@ class Settings(BaseSettings):
     link_ttl_s: int = Field(
         default=7 * 24 * 3600, ge=60, le=90 * 24 * 3600, description="a link's lifetime, s"
     )
+    notify_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="each webhook request's connect, write and read timeout, s (lease: 3 x)",
+    )
     notify_time_zone: str = Field(
         default="Asia/Shanghai", description="the time zone of times in messages (IANA name)"
     )

@@ -156,6 +156,7 @@ class Notifier:
         )
         return cls(
             settings.database_url,
+            policy=RetryPolicy(timeout_s=settings.notify_timeout_s),
             links=links,
             time_zone=settings.notify_time_zone,
             registry=registry,
