@@ -188,17 +188,16 @@ def test_the_idempotency_key_covers_exactly_the_rows_of_the_message() -> None:
 def crane_storm(
     start_s: float, duration_s: float, period_s: float, phase: float
 ) -> Iterator[tuple[float, int, int, str]]:
-    """A crane's moment swinging around 90 % of rated (orange, GB/T 28264's 90 % warning) for
+    """A crane's moment swinging around 90 % of rated (its yellow warning, README's demo) for
     `duration_s`, sampled each second: (time, grade from, grade to, action) of every transition
-    a threshold at 0.9 without hysteresis gives (the worst case; the engine's hysteresis gives
-    fewer), yellow from the first sample."""
+    a threshold at 0.9 without hysteresis gives, an alert opened yellow and resolved again and
+    again (the worst case: the engine's hysteresis gives fewer)."""
     grade = 0
     for t in range(int(duration_s)):
         ratio = 0.9 + 0.03 * math.sin(2 * math.pi * (t / period_s + phase))
-        new = 3 if ratio >= 0.9 else 2
+        new = 2 if ratio >= 0.9 else 0
         if new != grade:
-            action = "open" if grade == 0 else ("escalate" if new > grade else "deescalate")
-            yield start_s + t, grade, new, action
+            yield start_s + t, grade, new, "open" if new else "resolve"
             grade = new
 
 
