@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ import httpx
 import psycopg
 from prometheus_client import CollectorRegistry
 
+from hazmon.db import drop_database, ensure_database, with_database
+from hazmon.migrate import available_migrations, migrate
 from notify import Notifier, RetryPolicy, outbox
 from tests.alerts import open_alert, transition
-from tests.conftest import ThreadRunner, wait_until
+from tests.conftest import SERVER_URL, ThreadRunner, wait_until
 from tests.inventories import crane_site, load
 from tests.notify.receiver import Received, deliveries, notifier, receiving, subscribe
 from tests.notify.test_delivery import SimClock
@@ -216,3 +219,54 @@ def test_a_target_whose_notifier_stalled_is_taken_over_and_the_stalled_one_sends
         assert b.send_due(conn, http) == 3
         assert outbox.reserve(conn, stalled, (), now_s=time.time(), lease_s=0.3) is None
     _assert_each_sent_once_and_in_order(receiver.requests, 3)
+
+
+def test_a_row_queued_before_migration_0020_is_grouped_and_delivered_after_it(
+    tmp_path: Path,
+) -> None:
+    url = with_database(SERVER_URL, f"hazmon_t_pre0020_{uuid.uuid4().hex[:8]}")
+    try:
+        ensure_database(url)
+        with psycopg.connect(url, autocommit=True) as conn:  # the schema as main had it
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            for migration in available_migrations():
+                if migration.version < "0020" and not migration.needs_tsl:
+                    conn.execute(migration.sql.encode())
+            conn.execute(
+                "CREATE TABLE schema_migrations (version text PRIMARY KEY, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for migration in available_migrations():
+                if migration.version < "0020" and not migration.needs_tsl:
+                    conn.execute("INSERT INTO schema_migrations VALUES (%s)", (migration.version,))
+        load(url, tmp_path, crane_site("S1"))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO webhook_subscriptions (name, kind, url, min_grade) "
+                "VALUES ('old', 'wecom', 'http://127.0.0.1:9/x', 1)"
+            )
+            open_alert(conn, grade=2)
+            old = conn.execute("SELECT payload FROM outbox").fetchone()
+        assert old is not None
+        assert "work_id" not in old[0]  # the 0005 payload
+        assert "0020_notify_grouping" in migrate(url).applied
+        with (
+            receiving() as receiver,
+            psycopg.connect(url, autocommit=True) as conn,
+            httpx.Client(timeout=2) as http,
+        ):
+            conn.execute("UPDATE webhook_subscriptions SET url = %s", (receiver.url,))
+            grouped = conn.execute("SELECT kind, group_key, alert_id FROM outbox").fetchone()
+            assert grouped is not None
+            assert grouped[:2] == ("alert", "w:1")
+            clock = SimClock()
+            sender = Notifier("unused", policy=RetryPolicy(timeout_s=2), clock=clock,
+                              registry=CollectorRegistry())  # fmt: skip
+            clock.skew_s = 31  # the column default's group_wait
+            sender.deliver_due(conn, http)
+            delivered = conn.execute("SELECT delivered_at IS NOT NULL FROM outbox").fetchone()
+        assert delivered == (True,)
+        (request,) = receiver.requests
+        assert "黄色预警（III级） 新报警" in json.loads(request.body)["markdown"]["content"]
+    finally:
+        drop_database(url)
