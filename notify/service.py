@@ -27,7 +27,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge
 from hazmon.backoff import Backoff
 from hazmon.db import DatabaseError, connect
 from hazmon.links import LinkSigner
-from hazmon.settings import Settings
+from hazmon.settings import NotifySettings
 from hazmon.vocabulary import WEBHOOK_KINDS, WebhookKind
 from notify import outbox
 from notify.escalation import plan_watch
@@ -148,17 +148,19 @@ class Notifier:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, registry: CollectorRegistry = REGISTRY
+        cls, settings: NotifySettings, *, registry: CollectorRegistry = REGISTRY
     ) -> Notifier:
-        """The notifier of `hazmon notify`, with the links and time zone of `settings`."""
-        links = LinkSigner(
-            settings.link_secret.get_secret_value(), settings.public_base_url, settings.link_ttl_s
-        )
+        """The notifier of `hazmon notify`: its timeout, links and time zone from `settings`."""
+        links = None
+        if settings.link_secret is None:
+            log.warning("HAZMON_LINK_SECRET is not set: messages carry no links")
+        else:
+            links = LinkSigner(settings.link_secret, settings.public_base_url, settings.link_ttl_s)
         return cls(
             settings.database_url,
-            policy=RetryPolicy(timeout_s=settings.notify_timeout_s),
+            policy=RetryPolicy(timeout_s=settings.timeout_s),
             links=links,
-            time_zone=settings.notify_time_zone,
+            time_zone=settings.time_zone,
             registry=registry,
         )
 

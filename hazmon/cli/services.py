@@ -14,7 +14,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
     serve_metrics(settings, args)
     stop = stop_on_signals()
-    IngestService(settings, IngestMetrics.create()).run(stop)
+    IngestService(settings.ingest, IngestMetrics.create()).run(stop)
     return 0
 
 
@@ -25,7 +25,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from api import create_app
 
     uvicorn.run(
-        create_app(settings),
+        create_app(settings.api),
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
         log_config=None,
@@ -39,7 +39,7 @@ def cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
     from notify import Notifier
 
     serve_metrics(settings, args)
-    Notifier.from_settings(settings).run(stop_on_signals())
+    Notifier.from_settings(settings.notify).run(stop_on_signals())
     return 0
 
 

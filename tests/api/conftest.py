@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from hazmon.links import Link, sign_link
 from hazmon.settings import Settings
@@ -131,9 +132,17 @@ def build_world(db_url: str, tmp_path: Path) -> tuple[dict[str, dict[str, int]],
     return ids, extra
 
 
-def links(settings: Settings, ids: dict[str, dict[str, int]], webhook: int) -> dict[str, str]:
+LINK_SECRET = "test-link-secret-of-at-least-32-characters"
+
+
+def with_links(settings: Settings) -> Settings:
+    """`settings` with a link secret: the API checks, and the notifier signs, links with it."""
+    return settings.model_copy(update={"link_secret": SecretStr(LINK_SECRET)})
+
+
+def links(ids: dict[str, dict[str, int]], webhook: int) -> dict[str, str]:
     """Signed links as a notification to `webhook` carries them (hazmon/links.py)."""
-    secret = settings.link_secret.get_secret_value()
+    secret = LINK_SECRET
     later = int(time.time()) + 3600
     alert = sign_link(secret, Link("alert", ids["A"]["alert"], webhook, later))
     # the same signature on another alert's link: tampered
@@ -167,7 +176,7 @@ def world(settings: Settings, db_url: str, tmp_path: Path) -> Iterator[World]:
         spare = conn.execute("SELECT max(id) FROM api_tokens").fetchone()
     assert spare is not None
     extra["spare_token"] = int(spare[0])
-    extra.update(links(settings, ids, extra["webhook"]))
+    extra.update(links(ids, extra["webhook"]))
     # an ingest worker carries out the dead-letter replays the API asks for
-    with running_ingest(settings), running_api(settings) as base:
+    with running_ingest(settings), running_api(with_links(settings)) as base:
         yield World(base, db_url, tokens, ids, extra)

@@ -18,6 +18,7 @@ from hazmon.links import LinkSigner
 from hazmon.settings import Settings
 from notify import Notifier, RetryPolicy
 from tests.alerts import open_alert
+from tests.api.conftest import LINK_SECRET, with_links
 from tests.inventories import crane_site, load
 from tests.notify.receiver import Receiver, receiving, subscribe
 from tests.notify.test_delivery import SimClock
@@ -46,6 +47,7 @@ def test_a_red_alert_is_reminded_and_escalated_until_acknowledged_through_its_li
     settings: Settings, db_url: str, tmp_path: Path
 ) -> None:
     load(db_url, tmp_path, crane_site("S1", region="420106"))
+    settings = with_links(settings)
     clock = SimClock()
     registry = CollectorRegistry()
     with (
@@ -60,7 +62,7 @@ def test_a_red_alert_is_reminded_and_escalated_until_acknowledged_through_its_li
         sender = Notifier(
             "unused",
             policy=RetryPolicy(timeout_s=2),
-            links=LinkSigner(settings.link_secret.get_secret_value(), base, 7 * 24 * 3600),
+            links=LinkSigner(LINK_SECRET, base, 7 * 24 * 3600),
             clock=clock,
             watch_interval_s=1,
             registry=registry,
