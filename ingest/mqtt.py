@@ -172,6 +172,10 @@ class PendingMessages:
         """Messages waiting to be taken (not those already in a batch)."""
         return len(self._items)
 
+    def empty(self) -> bool:
+        """Whether no message waits to be taken (as `queue.Queue.empty`)."""
+        return not self._items
+
     def settle(self, messages: Sequence[Message]) -> None:
         """Release the room of messages taken earlier (acknowledged or let go as stale)."""
         if not messages:

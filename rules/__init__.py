@@ -1,21 +1,13 @@
 """Rule engine: graded alerts for major-hazard works, evaluated on whole batches with numpy.
 
-Pure logic: numpy, the standard library and YAML only; the database adapter is
-`hazmon.alertstore`. See docs/rules.md for the rule model.
+Pure logic: numpy, the standard library and YAML only; the database adapter is ingest's
+(`ingest.alerts`). See docs/rules.md for the rule model.
 """
 
 from hazmon.vocabulary import Grade
-from rules.engine import Baseline, Engine
-from rules.profiles import (
-    Profile,
-    ResolvedRule,
-    SeriesRules,
-    check_work,
-    load_profiles,
-    resolve_rules,
-    resolve_series,
-    shipped_profiles,
-)
+from rules.engine import Engine
+from rules.profiles import Profile, load_profiles, shipped_profiles
+from rules.resolve import ResolvedRule, SeriesRules, check_work, resolve_rules, resolve_series
 from rules.types import (
     Batch,
     Override,
@@ -26,7 +18,6 @@ from rules.types import (
 )
 
 __all__ = [
-    "Baseline",
     "Batch",
     "Engine",
     "Grade",

@@ -15,6 +15,15 @@ _Col = TypeVar("_Col", NDArray[np.float64], NDArray[np.int64])
 
 LEVELS: NDArray[np.int64] = np.arange(1, 5, dtype=np.int64)
 """Grades BLUE..RED as numbers, for broadcasting one column per grade."""
+_LEVEL_COL = LEVELS[:, None]
+_ROW_OFFSET = np.arange(4, dtype=np.int64)[:, None]
+
+
+any_true = np.logical_or.reduce
+"""Whether any element is true: `a.any()` without its Python wrapper (called a dozen times a
+batch)."""
+all_true = np.logical_and.reduce
+"""Whether every element is true: `a.all()` without its Python wrapper."""
 
 
 def segment_starts(key: NDArray[np.int64]) -> NDArray[np.bool_]:
@@ -41,18 +50,18 @@ def first_index(starts: NDArray[np.bool_]) -> NDArray[np.int64]:
     return np.maximum.accumulate(np.where(starts, idx, 0))
 
 
-def previous(values: _Col, starts: NDArray[np.bool_], carry: _Col) -> _Col:
+def previous(values: _Col, first: NDArray[np.int64], carry: _Col) -> _Col:
     """Each row's predecessor in its segment; the first row of a segment takes `carry`.
 
     Args:
         values: per-row values.
-        starts: segment starts (see `segment_starts`).
-        carry: per-row value to use at segment starts (the last value of the previous batch).
+        first: the first row of each segment (`segment_starts(key).nonzero()[0]`).
+        carry: per segment, the value before its first row (the last of the previous batch).
     """
     prev = np.empty_like(values)
     if values.shape[0]:
         prev[1:] = values[:-1]
-        prev[starts] = carry[starts]
+        prev[first] = carry
     return prev
 
 
@@ -65,7 +74,8 @@ def run_lengths(
     """Length of the run of true `cond` ending at each row, continuing the carried run.
 
     Args:
-        cond: (n,) or (n, k) conditions, rows sorted by segment and time.
+        cond: (n,) conditions, rows sorted by segment and time; or (k, n): k conditions of
+            each row, one row of the array per condition (each accumulates contiguously).
         first: (n,) index of the first row of each row's segment.
         carry: same shape as `cond`: the run length at the end of the previous batch.
         cap: (n,) runs are capped here (the longest run any rule needs), so state stays small
@@ -74,15 +84,10 @@ def run_lengths(
     Returns:
         Run lengths, same shape as `cond`, each at most `cap`.
     """
-    n = cond.shape[0]
-    idx = np.arange(n, dtype=np.int64)
-    if cond.ndim == 2:
-        idx = idx[:, None]
-        first = first[:, None]
-        cap = cap[:, None]
-    last_false = np.maximum.accumulate(np.where(cond, -1, idx), axis=0)
+    idx = np.arange(cond.shape[-1], dtype=np.int64)
+    last_false = np.maximum.accumulate(np.where(cond, -1, idx), axis=-1)
     run = np.where(last_false >= first, idx - last_false, idx - first + 1 + carry)
-    return np.minimum(run, cap)
+    return np.minimum(run, cap, out=run)
 
 
 def grade_pair(
@@ -110,8 +115,10 @@ def count_true(cond: NDArray[np.bool_]) -> NDArray[np.int64]:
     """Per row, how many of the (n, 8k) conditions hold (a faster `count_nonzero(axis=1)`)."""
     packed = np.ascontiguousarray(cond).view(np.uint64)
     counts = (packed * np.uint64(0x0101010101010101)) >> np.uint64(56)
-    total: NDArray[np.int64] = np.add.reduce(counts, axis=1, dtype=np.int64)
-    return total
+    total = counts[:, 0]
+    for col in range(1, counts.shape[1]):  # (a reduction over axis 1 is several times slower)
+        total = total + counts[:, col]
+    return total.astype(np.int64)
 
 
 def stable_order(key: NDArray[np.int64], bound: int | None = None) -> NDArray[np.int64]:
@@ -157,28 +164,64 @@ def alert_grades(
         debounce, resolve_after, cap: per row, the slot's settings.
 
     Returns:
-        (grade after each row, grade before each row, runs) - the runs (n, 8) at the last row
-        of a segment are the state to carry.
+        (grade after each row, grade before each row, runs) - the runs (8, n), one row per
+        run kind: a segment's last column is the state to carry.
     """
     n = g_up.shape[0]
-    first = first_index(starts)
-    # both kinds of run in one (n, 8) pass
-    cond = np.empty((n, 8), dtype=np.bool_)
-    np.greater_equal(g_up[:, None], LEVELS, out=cond[:, :4])
-    np.less(g_hold[:, None], LEVELS, out=cond[:, 4:])
-    runs = run_lengths(cond, first, runs0, cap)
-    set_ = runs[:, :4] >= debounce[:, None]
-    reset = runs[:, 4:] >= resolve_after[:, None]
-    idx = np.arange(n, dtype=np.int64)[:, None]
-    last_event = np.maximum.accumulate(np.where(set_ | reset, idx, -1), axis=0)
-    decided = last_event >= first[:, None]
-    at_event = set_.reshape(-1)[np.maximum(last_event, 0) * 4 + np.arange(4)]
-    level_on = np.where(decided, at_event, grade0[:, None] >= LEVELS)
-    # four booleans per row read as one uint32; x 0x01010101 sums its bytes into the top byte
-    packed = np.ascontiguousarray(level_on).view(np.uint32)[:, 0]
-    grade = ((packed * np.uint32(0x01010101)) >> np.uint32(24)).astype(np.int64)
+    idx = np.arange(n, dtype=np.int64)
+    first = np.maximum.accumulate(np.where(starts, idx, 0))  # first_index, sharing idx
+    # both kinds of run in one pass, one row per grade: g_up >= k, then g_hold < k
+    cond = np.empty((8, n), dtype=np.bool_)
+    np.greater_equal(g_up, _LEVEL_COL, out=cond[:4])
+    np.less(g_hold, _LEVEL_COL, out=cond[4:])
+    # run_lengths, sharing idx and first
+    last_false = np.maximum.accumulate(np.where(cond, -1, idx), axis=1)
+    runs = np.where(last_false >= first, idx - last_false, (idx - first + 1) + runs0.T)
+    np.minimum(runs, cap, out=runs)
+    set_ = runs[:4] >= debounce
+    reset = runs[4:] >= resolve_after
+    last_event = np.maximum.accumulate(np.where(set_ | reset, idx, -1), axis=1)
+    at_event = set_.reshape(-1).take(np.maximum(last_event, 0) + _ROW_OFFSET * n)
+    level_on = np.where(last_event >= first, at_event, grade0 >= _LEVEL_COL)
+    grade = np.add.reduce(level_on, axis=0, dtype=np.int64)
     before = np.empty_like(grade)
     if n:
         before[1:] = grade[:-1]
         before[starts] = grade0[starts]
     return grade, before, runs
+
+
+_TIME_BITS = 42  # a batch spanning up to 2**42 µs (50 days) sorts on one int64 key
+
+
+def sort_rows(
+    sx: NDArray[np.int64], t: NDArray[np.int64], n_series: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_] | None]:
+    """Rows sorted by (series, time), stable: the order, the sorted series and times, and
+    which sorted rows repeat the (series, time) of the row before them (None: none does).
+
+    Args:
+        sx: series index of each row, in [0, n_series).
+        t: time of each row, epoch µs.
+        n_series: the number of series.
+    """
+    # Radix-sort on the series (stable: duplicates keep batch order); a device's readings
+    # usually arrive in time order, so a full sort is needed only when they did not.
+    order = stable_order(sx, n_series)
+    s, tt = sx.take(order), t.take(order)
+    same = s[1:] == s[:-1]
+    if any_true(same & (tt[1:] < tt[:-1])):
+        # grouped by series already, so the stable (merge) sort has little to do
+        t0 = int(tt.min())
+        if int(tt.max()) - t0 < (1 << _TIME_BITS) and n_series < (1 << 20):
+            order = order.take(np.argsort((s << _TIME_BITS) | (tt - t0), kind="stable"))
+        else:
+            order = order.take(np.lexsort((tt, s)))
+        s, tt = sx.take(order), t.take(order)
+        same = s[1:] == s[:-1]
+    again = same & (tt[1:] == tt[:-1])
+    if not any_true(again):
+        return order, s, tt, None
+    repeat = np.zeros(s.shape[0], dtype=np.bool_)
+    repeat[1:] = again
+    return order, s, tt, repeat

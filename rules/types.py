@@ -4,23 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from hazmon.vocabulary import EngineAction
 from hazmon.vocabulary import Grade as Grade  # re-exported: rules modules import it from here
 
-Action = Literal["open", "escalate", "deescalate", "resolve", "suspect", "late", "baseline"]
-"""What a transition does to the alert of one (series, rule).
-
-`open` starts a structural or offline alert; `suspect` starts a sensor-fault alert (the series'
-readings are suspect, no structural alarm); `escalate`/`deescalate` change the grade of the open
-alert; `resolve` ends it; `late` records readings that arrived after newer ones had been graded
-(a buffered gateway flush): they are graded at their own time and never re-open an alert;
-`baseline` is not an alert change: a cumulative rule took the series' first reading as its
-initial baseline (value = the baseline), to be stored as a dated record (`hazmon.alertstore`).
-"""
+Action = EngineAction
+"""What a transition does to the alert of one (series, rule): `hazmon.vocabulary.EngineAction`."""
 
 
 class RulesError(Exception):
@@ -136,7 +129,7 @@ class Override:
     Attributes:
         rule: the rule id it changes.
         metric: the metric of that rule.
-        params: the override object (see `rules.profiles.check_override`).
+        params: the override object (see `rules.checks.check_override`).
         work_id: set for a per-work override.
         series_id: set for a per-series override (applied after the work's).
     """

@@ -43,7 +43,8 @@ def test_a_rebaseline_through_the_api_is_recorded_audited_and_graded_against(
         running_api(settings) as base,
         httpx.Client(base_url=base, headers=bearer(issue(db_url))) as http,
     ):
-        _publish(settings, tmp_path, now - timedelta(hours=2), 0.0)  # the initial baseline
+        # the initial baseline; well inside the pit's offline delay, so no offline alert opens
+        _publish(settings, tmp_path, now - timedelta(minutes=30), 0.0)
         assert wait_until(lambda: _query(db_url, "SELECT count(*) FROM baselines") == [(1,)], 5)
         series_id = http.get("/series").json()["data"][0]["id"]
         # The wall was moved 40 mm by a planned stage; from then on it is measured from there.
@@ -51,7 +52,7 @@ def test_a_rebaseline_through_the_api_is_recorded_audited_and_graded_against(
             f"/series/{series_id}/baselines",
             json={
                 "value": 40.0,
-                "valid_from": (now - timedelta(hours=1)).isoformat(),
+                "valid_from": (now - timedelta(minutes=20)).isoformat(),
                 "reason": "第二层土方开挖后复测 / re-surveyed after the second excavation stage",
             },
         )

@@ -1,8 +1,11 @@
 """The scalar reference: the rule engine's semantics, one reading at a time, in plain Python.
 
-It exists only for the tests (the property test checks the vectorised engine against it). It
-shares nothing with `rules.engine` but the resolved rules, the order of rule kinds and the
-message functions; the state machine is written as the recursion
+A test-support module: the property test checks the vectorised engine against it, and
+`bench/rules_bench.py` times it. Its public name is `Reference` (built from an engine, it
+grades batches like `Engine.evaluate`, offline alerts aside). It shares nothing with the
+engine but the resolved rules (`Engine.rules_of`), the kind table (`rules.kinds`) and the
+message functions; its measures are written out here, not taken from `rules.measures`, and
+the state machine is written as the recursion
 `grade = max(min(g_up over the last debounce readings), min(grade_prev, max(g_hold over the last
 resolve_after readings)))`, not as the engine's flip-flops.
 """
@@ -12,17 +15,26 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from hazmon.catalogue import catalogue
 from rules import Batch, Engine, Grade, ResolvedRule, Transition
-from rules.engine import KIND_ORDER, LATE_KINDS, US
+from rules.kinds import KIND_ORDER, LATE_KINDS, SENSOR_KINDS
 from rules.messages import Subject, baseline_message, late_message, level_message
-from rules.profiles import DAY_S, SENSOR_KINDS
 from rules.types import Action
 
+__all__ = ["Reference"]
+
 NEVER = -(2**63)
+US = 1_000_000
+DAY_S = 86_400.0
+
+
+def _opt(rule: ResolvedRule, name: str, default: Any = None) -> Any:
+    """An option of a rule, or `default` if its kind has no such option."""
+    return getattr(rule.options, name, default)
 
 
 @dataclass
@@ -162,8 +174,8 @@ class Reference:
                 g = slot.rule.top_grade() if hit else 0
                 per_slot.setdefault(i, []).append((t, g, g, d))
             for i, slot in self._slots_of(sid, "stuck"):
-                need = max(int(slot.rule.options.get("count", 1)) - 1, 1)
-                same = abs(v - prev_v) <= float(slot.rule.options.get("epsilon", 0.0))
+                need = max(int(_opt(slot.rule, "count", 1)) - 1, 1)
+                same = abs(v - prev_v) <= float(_opt(slot.rule, "epsilon", 0.0))
                 slot.run = min(slot.run + 1, need) if same else 0
                 g = slot.rule.top_grade() if slot.run >= need else 0
                 per_slot.setdefault(i, []).append((t, g, g, v))
@@ -184,8 +196,8 @@ class Reference:
                 if not math.isnan(r):
                     per_slot.setdefault(i, []).append((t, *self._grades(slot, r), r))
         for i, slot in self._slots_of(sid, "consecutive"):
-            count = int(slot.rule.options["count"])
-            period_us = int(float(slot.rule.options.get("period_s", DAY_S)) * US)
+            count = int(_opt(slot.rule, "count"))
+            period_us = int(float(_opt(slot.rule, "period_s", DAY_S)) * US)
             for (t, _), r in zip(good, rates, strict=True):
                 p = t // period_us
                 last, slot.period = slot.period, p
@@ -204,7 +216,7 @@ class Reference:
         kinds = [s for _, s in self._slots_of(sid, "rate") + self._slots_of(sid, "consecutive")]
         if not kinds:
             return [math.nan] * len(good)
-        window = int(float(kinds[0].rule.options.get("window_s", DAY_S)) * US)
+        window = int(float(_opt(kinds[0].rule, "window_s", DAY_S)) * US)
         window = max(window - window % 4, 4)
         out = []
         for t, v in good:
@@ -233,7 +245,7 @@ class Reference:
             work = self.info[slot.series_id].work_id
             if work in winds_of:
                 continue
-            metric = slot.rule.options["wind_metric"]
+            metric = _opt(slot.rule, "wind_metric")
             winds_of[work] = sorted(
                 (t, v)
                 for sid, rows in by_sid.items()
@@ -249,10 +261,8 @@ class Reference:
                     continue
                 known = [w for w in winds if w[0] <= t]
                 wt, wv = known[-1] if known else self.wind.get(work, (NEVER, math.nan))
-                fresh_wind = t - wt <= float(slot.rule.options["max_wind_age_s"]) * US
-                hit = (
-                    v >= float(slot.rule.options["min_load_t"]) and fresh_wind and wv >= slot.up[3]
-                )
+                fresh_wind = t - wt <= float(_opt(slot.rule, "max_wind_age_s")) * US
+                hit = v >= float(_opt(slot.rule, "min_load_t")) and fresh_wind and wv >= slot.up[3]
                 g = slot.rule.top_grade() if hit else 0
                 per_slot.setdefault(i, []).append((t, g, g, wv if fresh_wind else 0.0))
         for work, winds in winds_of.items():
@@ -268,7 +278,7 @@ class Reference:
         """Load against the rated load curve at the newest radius reading of the device."""
         for i, slot in self.curve_hosts:
             dev = self.info[slot.series_id].device_id
-            metric = slot.rule.options["radius_metric"]
+            metric = _opt(slot.rule, "radius_metric")
             radii = sorted(
                 (t, v)
                 for sid, rows in by_sid.items()
@@ -276,13 +286,13 @@ class Reference:
                 for _, t, v in rows
                 if (sid, t) not in suspect
             )
-            curve = slot.rule.options["curve"]
+            curve = _opt(slot.rule, "curve")
             for sid, t, v in by_sid.get(slot.series_id, []):
                 if (sid, t) in suspect:
                     continue
                 known = [r for r in radii if r[0] <= t]
                 rt, rv = known[-1] if known else self.radius.get(dev, (NEVER, math.nan))
-                if t - rt > float(slot.rule.options["max_radius_age_s"]) * US:
+                if t - rt > float(_opt(slot.rule, "max_radius_age_s")) * US:
                     continue
                 rated = float(np.interp(rv, [c[0] for c in curve], [c[1] for c in curve]))
                 m = v / rated
@@ -292,14 +302,15 @@ class Reference:
                 self.radius[dev] = radii[-1]
 
     def _measure(self, slot: RefSlot, sid: int, t: int, v: float) -> float:
-        opts = slot.rule.options
-        offset = float(opts.get("offset", 0.0))
-        if slot.rule.kind == "cumulative":
+        rule = slot.rule
+        # ratio: value / design; deviation: (value - nominal) / nominal
+        offset = float(_opt(rule, "nominal", 0.0))
+        scale = float(_opt(rule, "design", _opt(rule, "nominal", 1.0)))
+        if rule.kind == "cumulative":
             valid = [b for b in self.series[sid].baselines if b[0] <= t]
             offset = valid[-1][1] if valid else math.nan
-        m = (v - offset) * (1.0 / float(opts.get("scale", 1.0)))
-        use_abs = opts.get("abs", slot.rule.kind in ("cumulative", "rate", "deviation", "jump"))
-        return abs(m) if use_abs else m
+        m = (v - offset) * (1.0 / scale)
+        return abs(m) if _opt(rule, "abs", False) else m
 
     @staticmethod
     def _grades(slot: RefSlot, m: float) -> tuple[int, int]:
@@ -382,7 +393,7 @@ def _subject(engine: Engine, sid: int) -> Subject:
 
 
 def _raw(rule: ResolvedRule) -> list[float]:
-    share = float(rule.options.get("share", 1.0))
+    share = float(_opt(rule, "share", 1.0))
     return [x * share for x in rule.thresholds]
 
 

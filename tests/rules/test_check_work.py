@@ -107,3 +107,32 @@ def _catalogue() -> Any:
     from hazmon.catalogue import catalogue
 
     return catalogue()
+
+
+def test_works_with_the_same_parameters_share_their_resolved_rules() -> None:
+    pit = {"pit_grade": 2, "support_type": "bored_pile", "design_depth_m": 12}
+    series = [
+        _series(1, 1, "top_disp_h_mm", pit, "excavation"),
+        _series(2, 2, "top_disp_h_mm", dict(pit), "excavation"),
+        # a float or a bool is not the int it equals (they resolve differently)
+        _series(3, 3, "top_disp_h_mm", {**pit, "pit_grade": 2.0}, "excavation"),
+        _series(4, 4, "top_disp_h_mm", {**pit, "pit_grade": True}, "excavation"),
+        _series(5, 5, "top_disp_h_mm", dict(pit), "excavation"),
+    ]
+    overrides = [Override("wall_top_h", "top_disp_h_mm", {"debounce": 3}, series_id=2)]
+    rules = resolve_series(series, shipped_profiles(), _catalogue(), overrides).rules
+    alone = {
+        s.series_id: resolve_series([s], shipped_profiles(), _catalogue(), overrides).rules[
+            s.series_id
+        ]
+        for s in series
+    }
+    assert rules == alone  # the same rules as resolved one by one
+    assert rules[1] is not rules[2]  # each series its own list
+    first, second = rules[1][0], rules[2][0]
+    assert first.rule == second.rule == "wall_top_h"
+    assert (first.debounce, second.debounce) == (1, 3)  # series 2 has its own override
+    assert all(a is b for a, b in zip(rules[1], rules[5], strict=True))  # shared objects
+    # the table matches 2.0 as 2, but the labels take an int pit grade only
+    assert rules[1][0].labels[2][0] == "二级基坑预警值"
+    assert rules[3][0].labels[2][0] == rules[4][0].labels[2][0] == "一级基坑预警值"

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from rules import ProfileError, load_profiles
-from rules.profiles import default_profile_dir, resolve_rule
+from rules.profiles import default_profile_dir
+from rules.resolve import resolve_rule
 
 PROFILES = load_profiles()
 NaN = math.nan

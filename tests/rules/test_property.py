@@ -10,11 +10,12 @@ import math
 from typing import get_args
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules import Batch, Engine, Transition, load_profiles
-from rules.profiles import RuleKind
+from rules.kinds import RuleKind
 from tests.rules.reference import Reference
 from tests.rules.streams import OVERRIDES, SERIES, VALUES
 
@@ -87,3 +88,28 @@ def test_every_rule_kind_is_in_the_stream_registry() -> None:
     engine = Engine(SERIES, PROFILES, OVERRIDES)
     kinds = {r.kind for s in SERIES for r in engine.rules_of(s.series_id)}
     assert kinds == set(get_args(RuleKind))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rates_over_many_windows_match_the_reference(seed: int) -> None:
+    """Long streams of the rate rules (window 40 s, so 16 checkpoints span 160 s): irregular
+    gaps, batches from one reading to several hundred seconds (a ring overflowing within one
+    batch), against the scalar reference."""
+    rng = np.random.default_rng(seed)
+    engine = Engine(SERIES, PROFILES, OVERRIDES)
+    reference = Reference(engine)
+    t_s = 0.0
+    for _ in range(40):
+        n = int(rng.choice([1, 3, 20, 150]))
+        gaps = rng.choice([0.5, 2.0, 7.0, 45.0], size=n, p=[0.3, 0.4, 0.25, 0.05])
+        times = t_s + np.cumsum(gaps)
+        t_s = float(times[-1])
+        values = np.round(rng.normal(0.0, 0.0015, n).cumsum(), 5)  # near 2 mm/d over 40 s
+        batch = Batch(
+            np.full(n, 5, dtype=np.int64),
+            (T0_US + times * 1_000_000).astype(np.int64),
+            values,
+        )
+        got = engine.evaluate(batch, int(batch.time_us.max()))
+        want = reference.evaluate(batch)
+        assert [key(t) for t in got] == [key(t) for t in want]
