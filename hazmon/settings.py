@@ -7,11 +7,18 @@ docs/architecture.md); each service takes its own section (`settings.ingest`, `s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Self
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_LINK_SECRET_CHARS = 32
+"""A link secret shorter than this is refused (HMAC-SHA256 keys: RFC 2104 §3 advises at least the
+output's 32 bytes)."""
+PLACEHOLDERS = frozenset({"change-me", "changeme", "changethis", "secret", "password"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,13 +79,28 @@ class ApiSettings:
     port: int
     max_body_bytes: int
     statement_timeout_s: float
+    link_secret: str | None = field(default=None, repr=False)
+    """Checks the signed links in notifications (`/links/{token}`); None: every link is 404."""
 
 
 @dataclass(frozen=True, slots=True)
 class NotifySettings:
-    """What the notifier reads."""
+    """What the notifier reads.
+
+    Attributes:
+        link_secret: signs the links in messages; None: messages carry no links.
+        public_base_url: where phones reach the API (links are `{base}/links/{token}`).
+        link_ttl_s: a link's lifetime from its message, s.
+        timeout_s: each webhook request's connect, write and read timeout, s.
+        time_zone: the IANA zone times are shown in.
+    """
 
     database_url: str
+    link_secret: str | None = field(default=None, repr=False)
+    public_base_url: str = "http://127.0.0.1:8000"
+    link_ttl_s: int = 7 * 24 * 3600
+    timeout_s: float = 10.0
+    time_zone: str = "Asia/Shanghai"
 
 
 class Settings(BaseSettings):
@@ -125,6 +147,57 @@ class Settings(BaseSettings):
     api_statement_timeout_s: float = Field(
         default=30.0, gt=0, description="an API query running longer is cancelled (503)"
     )
+
+    # notify: the links in messages (hazmon/links.py) and how messages show times
+    link_secret: SecretStr | None = Field(
+        default=None,
+        exclude=True,  # never in a dump of the settings (logs, a child process's environment)
+        description="HMAC key of the signed links in notifications (the notifier signs, the API "
+        "checks); unset: messages carry no links",
+    )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="where phones reach the API: links are {base}/links/{token}",
+    )
+    link_ttl_s: int = Field(
+        default=7 * 24 * 3600, ge=60, le=90 * 24 * 3600, description="a link's lifetime, s"
+    )
+    notify_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=120,
+        description="each webhook request's connect, write and read timeout, s (lease: 3 x)",
+    )
+    notify_time_zone: str = Field(
+        default="Asia/Shanghai", description="the time zone of times in messages (IANA name)"
+    )
+
+    @field_validator("notify_time_zone")
+    @classmethod
+    def _check_time_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"HAZMON_NOTIFY_TIME_ZONE: unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("link_secret", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        return None if value == "" else value  # `HAZMON_LINK_SECRET=` (compose's default)
+
+    @model_validator(mode="after")
+    def _check_link_secret(self) -> Self:
+        # STYLE.md: no usable default for a secret, and no placeholder accepted
+        if self.link_secret is not None:
+            secret = self.link_secret.get_secret_value()
+            if len(secret) < MIN_LINK_SECRET_CHARS or secret.lower() in PLACEHOLDERS:
+                raise ValueError(
+                    "HAZMON_LINK_SECRET must be a random value of at least "
+                    f"{MIN_LINK_SECRET_CHARS} characters"
+                )
+        return self
 
     @field_validator("mqtt_url")
     @classmethod
@@ -183,9 +256,21 @@ class Settings(BaseSettings):
             port=self.api_port,
             max_body_bytes=self.api_max_body_bytes,
             statement_timeout_s=self.api_statement_timeout_s,
+            link_secret=self._link_secret,
         )
 
     @property
     def notify(self) -> NotifySettings:
         """The notifier's section."""
-        return NotifySettings(database_url=self.database_url)
+        return NotifySettings(
+            database_url=self.database_url,
+            link_secret=self._link_secret,
+            public_base_url=self.public_base_url,
+            link_ttl_s=self.link_ttl_s,
+            timeout_s=self.notify_timeout_s,
+            time_zone=self.notify_time_zone,
+        )
+
+    @property
+    def _link_secret(self) -> str | None:
+        return None if self.link_secret is None else self.link_secret.get_secret_value()

@@ -1,11 +1,15 @@
-"""What the notifier delivers: a typed `Notification` read once from the outbox payload; pure.
+"""What the notifier delivers, typed once from the outbox payload; pure.
 
-The payload is built in SQL by the 0005 trigger (`jsonb_build_object` over the transition, its
-alert, series, device and site) and arrives as psycopg's `json.loads` of the jsonb. It is parsed
-and checked here, at claim: a payload that does not parse is an `NotificationError` naming the
-key and the problem, which the notifier settles as failed for good (see `notify.outbox`) instead
-of retrying it forever. Keys the notifier does not know are ignored, so that a migration adding
-one to the trigger never makes a running notifier refuse every alert.
+An outbox row is one thing to tell one subscription: an alert transition (`Notification`, payload
+built by the 0005/0020 trigger through the `notify_transition_payloads` view), a reminder or an
+escalation of an alert (the same payload with `notice` and its details, added by the notifier),
+or a hazard event (`HazardNotification`, built by the 0021 trigger). Payloads arrive as
+psycopg's `json.loads` of the jsonb and are parsed and checked here, when the notifier first
+takes the row: one that does not parse is a `NotificationError` naming the key and the problem,
+which the notifier settles as failed for good (see `notify.outbox`) instead of retrying it
+forever. Keys the notifier does not know are ignored, so that a migration adding one to a
+trigger never makes a running notifier refuse every alert; keys added since 0005 (the work,
+`opened_at`, the notice) are optional, so rows queued before 0020 still parse.
 """
 
 from __future__ import annotations
@@ -14,11 +18,28 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypedDict, cast, get_args
+from typing import Any, Literal, NotRequired, TypedDict, cast, get_args
 
-from hazmon.vocabulary import Grade, TransitionAction, WebhookKind
+from hazmon.vocabulary import Grade, HazardLevel, TransitionAction, WebhookKind
+
+OutboxKind = Literal["alert", "remind", "escalate", "hazard"]
+"""`outbox.kind`: an alert transition, a reminder or an escalation of an alert, a hazard event."""
+Notice = Literal["transition", "remind", "escalate"]
+"""What an alert notification says: a transition happened, it is still not acknowledged
+(a reminder), or it went up the ladder unacknowledged (an escalation)."""
+HazardNotice = Literal["register", "assign", "remind", "overdue", "escalate", "supervise"]
+"""The `hazard_events` actions that notify (the contract with the hazard loop, migration 0021)."""
+DueKind = Literal["rectification", "verification"]
+"""What a hazard's `remind`/`overdue` event is due for (its `data.kind`)."""
+LadderLevel = Literal["site", "county", "city", "province"]
+"""Where an escalation went (`alert_escalations.level`, `notify.escalation.Level`)."""
 
 _ACTIONS: frozenset[str] = frozenset(get_args(TransitionAction))
+_NOTICES: frozenset[str] = frozenset(get_args(Notice))
+_HAZARD_NOTICES: frozenset[str] = frozenset(get_args(HazardNotice))
+_DUE_KINDS: frozenset[str] = frozenset(get_args(DueKind))
+_LEVELS: frozenset[str] = frozenset(get_args(LadderLevel))
+_HAZARD_LEVELS: frozenset[str] = frozenset(get_args(HazardLevel))
 # jsonb writes the non-finite doubles as these strings (it has no NaN or Infinity numbers).
 _NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -37,27 +58,60 @@ class NotificationError(NotifyError):
         super().__init__(f"payload key {key!r}: {reason}" if key else f"payload: {reason}")
 
 
+class Escalation(TypedDict):
+    """The `escalation` key of an escalation's payload."""
+
+    level: str
+    after_s: int
+    region_code: str
+
+
 class NotificationPayload(TypedDict):
-    """The outbox payload as the 0005 trigger builds it, keys in the order jsonb keeps them
-    (shorter first, then bytewise): the order generic receivers have always got them in."""
+    """The outbox payload of an alert notification, keys in the order jsonb keeps them (shorter
+    first, then bytewise): the order generic receivers have always got them in. The keys marked
+    NotRequired came after 0005 (migration 0020, and the notifier's reminders and escalations)."""
 
     rule: str
     grade: int
     value: float | str | None
     action: str
     metric: str
+    notice: NotRequired[str]
+    work_id: NotRequired[int]
     alert_id: int
     grade_to: int
+    reminder: NotRequired[int]
+    opened_at: NotRequired[str]
     site_code: str
     site_name: str
     threshold: float | str | None
+    work_code: NotRequired[str]
+    work_name: NotRequired[str]
+    escalation: NotRequired[Escalation]
     grade_from: int
     message_en: str
     message_zh: str
     reading_at: str
     device_code: str
+    hazard_kind: NotRequired[str]
     region_code: str
     transition_id: int
+
+
+OPTIONAL_KEYS = frozenset(
+    {
+        "notice",
+        "work_id",
+        "reminder",
+        "opened_at",
+        "work_code",
+        "work_name",
+        "escalation",
+        "hazard_kind",
+    }
+)
+"""The payload keys added after 0005 (NotRequired above: with postponed annotations Python 3.11
+does not see them as optional)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +143,16 @@ class Notification:
     reading_at: str
     message_zh: str
     message_en: str
+    work_id: int | None = None
+    work_code: str | None = None
+    work_name: str | None = None
+    hazard_kind: str | None = None
+    opened_at: str | None = None
+    """When the alert opened (ISO 8601), for "open for N minutes" in reminders."""
+    notice: Notice = "transition"
+    reminder: int | None = None
+    """A reminder's number (1, 2, ...) for this alert and subscription."""
+    escalation: Escalation | None = None
 
     def __post_init__(self) -> None:
         if self.grade is Grade.NORMAL:
@@ -118,13 +182,15 @@ class Notification:
         action = _text(p, "action")
         if action not in _ACTIONS:
             raise NotificationError("action", f"unknown transition action {action!r}")
-        reading_at = _text(p, "reading_at")
-        try:
-            datetime.fromisoformat(reading_at)
-        except ValueError:
+        reading_at = _time(p, "reading_at")
+        notice = _optional_text(p, "notice") or "transition"
+        if notice not in _NOTICES:
+            raise NotificationError("notice", f"unknown notice {notice!r}")
+        escalation = _escalation(p) if "escalation" in p else None
+        if (notice == "escalate") != (escalation is not None):
             raise NotificationError(
-                "reading_at", f"not an ISO 8601 time: {reading_at[:40]!r}"
-            ) from None
+                "escalation", "an escalation notice and its details go together"
+            )
         return cls(
             alert_id=_id(p, "alert_id"),
             transition_id=_id(p, "transition_id"),
@@ -143,55 +209,242 @@ class Notification:
             reading_at=reading_at,
             message_zh=_text(p, "message_zh"),
             message_en=_text(p, "message_en"),
+            work_id=_optional_id(p, "work_id"),
+            work_code=_optional_text(p, "work_code"),
+            work_name=_optional_text(p, "work_name"),
+            hazard_kind=_optional_text(p, "hazard_kind"),
+            opened_at=_optional_time(p, "opened_at"),
+            notice=cast(Notice, notice),
+            reminder=_optional_id(p, "reminder"),
+            escalation=escalation,
         )
 
+    @property
+    def immediate(self) -> bool:
+        """A new red alert (opened red, or raised to red) or an escalation: sent at once,
+        whatever the grouping times."""
+        if self.notice == "escalate":
+            return True
+        return (
+            self.notice == "transition"
+            and self.action in ("open", "escalate")
+            and self.grade_to is Grade.RED
+            and self.grade_from < Grade.RED
+        )
+
+    @property
+    def severity(self) -> int:
+        """What a digest sorts by, worst first: the grade."""
+        return int(self.grade)
+
     def to_payload(self) -> NotificationPayload:
-        """The payload again, as the trigger built it (the generic receiver's JSON)."""
-        return NotificationPayload(
-            rule=self.rule,
-            grade=int(self.grade),
-            value=_json_number(self.value),
-            action=self.action,
-            metric=self.metric,
-            alert_id=self.alert_id,
-            grade_to=int(self.grade_to),
-            site_code=self.site_code,
-            site_name=self.site_name,
-            threshold=_json_number(self.threshold),
-            grade_from=int(self.grade_from),
-            message_en=self.message_en,
-            message_zh=self.message_zh,
-            reading_at=self.reading_at,
-            device_code=self.device_code,
-            region_code=self.region_code,
-            transition_id=self.transition_id,
+        """The payload again, as it was built (the generic receiver's JSON): keys added since
+        0005 only where the payload had them."""
+        payload: dict[str, Any] = {
+            "rule": self.rule,
+            "grade": int(self.grade),
+            "value": _json_number(self.value),
+            "action": self.action,
+            "metric": self.metric,
+            "notice": None if self.notice == "transition" else self.notice,
+            "work_id": self.work_id,
+            "alert_id": self.alert_id,
+            "grade_to": int(self.grade_to),
+            "reminder": self.reminder,
+            "opened_at": self.opened_at,
+            "site_code": self.site_code,
+            "site_name": self.site_name,
+            "threshold": _json_number(self.threshold),
+            "work_code": self.work_code,
+            "work_name": self.work_name,
+            "escalation": self.escalation,
+            "grade_from": int(self.grade_from),
+            "message_en": self.message_en,
+            "message_zh": self.message_zh,
+            "reading_at": self.reading_at,
+            "device_code": self.device_code,
+            "hazard_kind": self.hazard_kind,
+            "region_code": self.region_code,
+            "transition_id": self.transition_id,
+        }
+        return cast(
+            NotificationPayload,
+            {k: v for k, v in payload.items() if v is not None or k not in OPTIONAL_KEYS},
         )
 
 
 @dataclass(frozen=True, slots=True)
+class HazardNotification:
+    """One hazard event (`hazard_events` row) to tell the receivers of one subscription about.
+
+    Times (`at`, `deadline`, `due`) are kept as the ISO 8601 text jsonb wrote. `payload` is the
+    payload as it came, what a generic receiver gets.
+    """
+
+    hazard_event_id: int
+    hazard_id: int
+    action: HazardNotice
+    actor: str
+    note: str
+    at: str
+    title: str
+    level: HazardLevel
+    state: str
+    site_code: str
+    site_name: str
+    region_code: str
+    payload: Mapping[str, object]
+    deadline: str | None = None
+    responsible_unit: str | None = None
+    responsible_person: str | None = None
+    supervising_authority: str | None = None
+    alert_id: int | None = None
+    work_code: str | None = None
+    work_name: str | None = None
+    due: str | None = None
+    due_kind: DueKind | None = None
+    to_region: str | None = None
+    reason: str | None = None
+
+    @property
+    def immediate(self) -> bool:
+        """A major hazard registered, or a hazard escalated: sent at once."""
+        return self.action == "escalate" or (self.action == "register" and self.level == "major")
+
+    @property
+    def severity(self) -> int:
+        """Sorted as alerts become hazards: a major hazard as red (4), a general one as orange."""
+        return int(Grade.RED) if self.level == "major" else int(Grade.ORANGE)
+
+    @classmethod
+    def from_payload(cls, payload: object) -> HazardNotification:
+        """Parse and check a hazard event's outbox payload (migration 0021).
+
+        Raises:
+            NotificationError: a key is missing or has the wrong type or value.
+        """
+        if not isinstance(payload, Mapping):
+            raise NotificationError(None, f"must be a JSON object, got {_json_type(payload)}")
+        p = cast(Mapping[str, object], payload)
+        action = _text(p, "action")
+        if action not in _HAZARD_NOTICES:
+            raise NotificationError("action", f"not a hazard action that notifies: {action!r}")
+        level = _text(p, "level")
+        if level not in _HAZARD_LEVELS:
+            raise NotificationError("level", f"unknown hazard level {level!r}")
+        data = _get(p, "data")
+        if not isinstance(data, Mapping):
+            raise NotificationError("data", f"must be a JSON object, got {_json_type(data)}")
+        d = cast(Mapping[str, object], data)
+        due_kind = _optional_text(d, "kind")
+        if due_kind is not None and due_kind not in _DUE_KINDS:
+            raise NotificationError("data", f"unknown kind {due_kind!r} of a due date")
+        return cls(
+            hazard_event_id=_id(p, "hazard_event_id"),
+            hazard_id=_id(p, "hazard_id"),
+            action=cast(HazardNotice, action),
+            actor=_text(p, "actor"),
+            note=_text(p, "note"),
+            at=_time(p, "at"),
+            title=_text(p, "hazard_title"),
+            level=cast(HazardLevel, level),
+            state=_text(p, "state"),
+            site_code=_text(p, "site_code"),
+            site_name=_text(p, "site_name"),
+            region_code=_text(p, "region_code"),
+            payload=p,
+            deadline=_optional_time(p, "deadline"),
+            responsible_unit=_optional_text(p, "responsible_unit"),
+            responsible_person=_optional_text(p, "responsible_person"),
+            supervising_authority=_optional_text(p, "supervising_authority"),
+            alert_id=_optional_id(p, "alert_id"),
+            work_code=_optional_text(p, "work_code"),
+            work_name=_optional_text(p, "work_name"),
+            due=_optional_time(d, "due"),
+            due_kind=cast(DueKind | None, due_kind),
+            to_region=_optional_text(d, "to_region"),
+            reason=_optional_text(d, "reason"),
+        )
+
+
+Item = Notification | HazardNotification
+"""One thing a message tells: an alert notification or a hazard event."""
+
+
+def parse_item(kind: OutboxKind, payload: object) -> Item:
+    """The item of an outbox row of `kind`.
+
+    Raises:
+        NotificationError: the payload is not one.
+    """
+    if kind == "hazard":
+        return HazardNotification.from_payload(payload)
+    item = Notification.from_payload(payload)
+    expected = {"alert": "transition", "remind": "remind", "escalate": "escalate"}[kind]
+    if item.notice != expected:
+        raise NotificationError("notice", f"a {kind} row holds a {item.notice!r} notice")
+    return item
+
+
+@dataclass(frozen=True, slots=True)
 class Subscription:
-    """Where a notification goes: a row of `webhook_subscriptions` (its secret may be None)."""
+    """Where a notification goes: a row of `webhook_subscriptions` (its secret may be None),
+    with the numbers the notifier's policy reads (defaults: the columns', migration 0020).
+
+    Attributes:
+        group_wait_s: how long a new group waits for more before its first message, s.
+        group_interval_s: how long after a group's message the next one waits, s.
+    """
 
     id: int
     kind: WebhookKind
     url: str
     secret: str | None
+    name: str = ""
+    group_wait_s: int = 30
+    group_interval_s: int = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """An outbox row not yet folded into a message: its item for one subscription.
+
+    Attributes:
+        outbox_id: `outbox.id`.
+        kind: `outbox.kind`.
+        created_s: when it was queued, epoch s (`outbox.created_at`).
+        item: what it tells.
+        alert_open: for a reminder or an escalation, whether its alert is still open (not
+            acknowledged, not resolved): if not, the row is cancelled rather than sent.
+    """
+
+    outbox_id: int
+    kind: OutboxKind
+    created_s: float
+    item: Item
+    alert_open: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """A claimed outbox row: its notification for one subscription, and the lease on it.
+    """A message to send: its idempotency key, its subscription, and its rows, in outbox order.
 
-    `attempts` counts the deliveries tried before this claim; `leased_until` is the row's
-    `next_attempt_at` as the claim (or the last renewal) set it, which `notify.outbox` compares to
-    know the row is still this notifier's.
+    `attempts` counts the deliveries tried before; `created_s` is when the message was made,
+    epoch s (the time it shows and the base of its links' expiry).
     """
 
-    outbox_id: int
+    message_id: int
+    key: str
     attempts: int
-    leased_until: datetime
+    created_s: float
     subscription: Subscription
-    notification: Notification
+    items: tuple[Item, ...]
+    outbox_ids: tuple[int, ...]
+
+    @property
+    def notification(self) -> Item:
+        """The first item (a single message's only one)."""
+        return self.items[0]
 
 
 def _get(p: Mapping[str, object], key: str) -> object:
@@ -213,6 +466,42 @@ def _int(p: Mapping[str, object], key: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise NotificationError(key, f"must be an integer, got {_json_type(value)}")
     return value
+
+
+def _optional_text(p: Mapping[str, object], key: str) -> str | None:
+    return None if p.get(key) is None else _text(p, key)
+
+
+def _time(p: Mapping[str, object], key: str) -> str:
+    value = _text(p, key)
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        raise NotificationError(key, f"not an ISO 8601 time: {value[:40]!r}") from None
+    return value
+
+
+def _optional_time(p: Mapping[str, object], key: str) -> str | None:
+    return None if p.get(key) is None else _time(p, key)
+
+
+def _optional_id(p: Mapping[str, object], key: str) -> int | None:
+    return None if p.get(key) is None else _id(p, key)
+
+
+def _escalation(p: Mapping[str, object]) -> Escalation:
+    value = _get(p, "escalation")
+    if not isinstance(value, Mapping):
+        raise NotificationError("escalation", f"must be a JSON object, got {_json_type(value)}")
+    e = cast(Mapping[str, object], value)
+    level = e.get("level")
+    if level not in _LEVELS:
+        raise NotificationError("escalation", f"unknown level {level!r}")
+    after_s = e.get("after_s")
+    region = e.get("region_code")
+    if not isinstance(after_s, int) or isinstance(after_s, bool) or not isinstance(region, str):
+        raise NotificationError("escalation", "needs an integer after_s and a region_code")
+    return Escalation(level=str(level), after_s=after_s, region_code=region)
 
 
 def _id(p: Mapping[str, object], key: str) -> int:

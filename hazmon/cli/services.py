@@ -39,7 +39,7 @@ def cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
     from notify import Notifier
 
     serve_metrics(settings, args)
-    Notifier(settings.notify.database_url).run(stop_on_signals())
+    Notifier.from_settings(settings.notify).run(stop_on_signals())
     return 0
 
 

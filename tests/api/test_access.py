@@ -224,6 +224,16 @@ CASES: list[Case] = [
         tenant="B",
         body=lambda a, b: {"authority": "湖北省住建厅"},
     ),
+    # signed links in notifications: the link is the authority, whoever holds it (no token);
+    # expired 403, tampered 404 (api/routes/links.py)
+    Case("GET", "/links/{x.link_alert}", EVERYONE),
+    Case("GET", "/links/{x.link_hazard}", EVERYONE),
+    Case("GET", "/links/{x.link_expired}", EVERYONE, 403),
+    Case("GET", "/links/{x.link_forged}", EVERYONE, 404),
+    Case("POST", "/links/{x.link_alert}/acknowledge", EVERYONE, body=_note),
+    Case("POST", "/links/{x.link_hazard}/acknowledge", EVERYONE, 409, body=_note),
+    Case("POST", "/links/{x.link_expired}/acknowledge", EVERYONE, 403, body=_note),
+    Case("POST", "/links/{x.link_forged}/acknowledge", EVERYONE, 404, body=_note),
     # admin-only resources
     Case(
         "POST",

@@ -5,7 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -13,9 +16,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from notify import Notifier, RetryPolicy, sign_generic
-from tests.notify.receiver import notifier, receiving, subscribe
-from tests.support.alerts import open_alert
-from tests.support.common import ThreadRunner, wait_until
+from tests.notify.receiver import Receiver, notifier, receiving, subscribe
+from tests.notify.test_golden import PAYLOAD_V2
+from tests.support.alerts import open_alert, transition
+from tests.support.common import ThreadRunner, free_port, wait_until
 from tests.support.inventories import crane_site, load
 
 
@@ -43,6 +47,8 @@ def test_generic_webhook_is_signed_and_retried_until_accepted(db_url: str, tmp_p
     ):
         subscribe(conn, "generic", receiver.url + "/hook", secret="s3cret")
         open_alert(conn, grade=4)
+        # the red alert registers a major hazard, which notifies too (test_hazard_events.py)
+        conn.execute("DELETE FROM outbox WHERE kind = 'hazard'")
         sender = notifier()
         with httpx.Client(timeout=2) as http:
             for _ in range(50):
@@ -133,3 +139,156 @@ def test_a_failing_receiver_is_retried_with_growing_delays_until_it_accepts(
     for gap, delay_s in zip(gaps, (0.2, 0.4, 0.8), strict=True):
         assert delay_s <= gap < delay_s + 0.25, gaps
     assert gaps == sorted(gaps)
+
+
+class SimClock:
+    """A clock the test moves: real time plus a skew (the database's own `now()` stays real, and
+    the notifier's times are never behind it)."""
+
+    def __init__(self) -> None:
+        self.skew_s = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.skew_s
+
+
+def _storm_of_messages(conn: psycopg.Connection[Any], alert_id: int, n: int) -> None:
+    """One more transition of the alert (orange and back), n-th of the sequence."""
+    if n % 2:
+        transition(conn, alert_id, "escalate", 2, 3)
+    else:
+        transition(conn, alert_id, "deescalate", 3, 2)
+
+
+def test_receivers_that_fail_time_out_are_down_or_throttle_get_everything_once_in_order(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Four targets, each sent a new message every 5 simulated seconds: one fails its first 3
+    requests, one's first answer comes after the notifier's timeout, one is down (nothing listens)
+    for the first simulated minute, one is a DingTalk robot answering "200 with errcode 130101"
+    (over its limit) twice. Each gets every message once it recovers, in order, none twice by
+    idempotency key (a timed-out request that arrived anyway is the at-least-once case: the same
+    key again)."""
+    load(db_url, tmp_path, crane_site("S1"))
+    clock = SimClock()
+    down_port = free_port()
+    too_fast = b'{"errcode":130101,"errmsg":"send too fast, exceed 20 times per minute"}'
+    policy: dict[str, Any] = {"first_s": 5, "max_s": 60, "jitter": 0, "timeout_s": 0.5}
+    sender = Notifier(
+        "unused",
+        policy=RetryPolicy(**policy),
+        clock=clock,
+        throttled_retry_s={"dingtalk": 30.0},
+        registry=CollectorRegistry(),
+    )
+    with (
+        receiving([(500, b"no")] * 3) as failing,
+        receiving([(200, b"{}", 1.5)]) as slow,
+        receiving([(200, too_fast)] * 2) as throttling,
+        psycopg.connect(db_url, autocommit=True) as conn,
+        httpx.Client(timeout=0.5) as http,
+        ExitStack() as later,
+    ):
+        timing = {"group_wait_s": 0, "group_interval_s": 1, "min_grade": 1}
+        subs = {
+            "failing": subscribe(conn, "generic", failing.url, name="failing", **timing),
+            "slow": subscribe(conn, "generic", slow.url, name="slow", **timing),
+            "down": subscribe(conn, "wecom", f"http://127.0.0.1:{down_port}/w", **timing),
+            "throttling": subscribe(conn, "dingtalk", throttling.url, **timing),
+        }
+        alert_id = open_alert(conn, grade=2)
+        down: Receiver | None = None
+        start_s = clock()
+        for step in range(120):
+            if step < 6:
+                _storm_of_messages(conn, alert_id, step + 1)
+            if down is None and clock() - start_s >= 60:
+                down = later.enter_context(receiving(port=down_port))
+            sender.deliver_due(conn, http)
+            pending = conn.execute(
+                "SELECT count(*) FROM notify_messages WHERE delivered_at IS NULL"
+            ).fetchone()
+            if step >= 6 and pending == (0,):
+                break
+            clock.skew_s += 5.0
+        assert pending == (0,), "not everything was delivered"
+        expected = {
+            name: [
+                r[0]
+                for r in conn.execute(
+                    "SELECT idempotency_key FROM notify_messages WHERE subscription_id = %s "
+                    "ORDER BY id",
+                    (sub,),
+                )
+            ]
+            for name, sub in subs.items()
+        }
+        undelivered = conn.execute(
+            "SELECT count(*) FROM outbox WHERE delivered_at IS NULL"
+        ).fetchone()
+        assert down is not None
+        receivers = {"failing": failing, "slow": slow, "down": down, "throttling": throttling}
+        for name, receiver in receivers.items():
+            assert len(expected[name]) >= 4, (name, expected[name])  # several messages each
+            assert receiver.accepted_keys() == expected[name], name  # all, in order, once
+    assert undelivered == (0,)
+    assert [r.status for r in failing.requests[:3]] == [500, 500, 500]
+    # the slow receiver got the first message twice (the sender had timed out): same key
+    slow_keys = [r.key for r in sorted(slow.requests, key=lambda r: r.started_s)]
+    assert slow_keys[0] == slow_keys[1]
+    assert len(slow_keys) == len(set(slow_keys)) + 1
+    # the robot over its limit was left alone for at least the throttle's 30 s
+    assert len(throttling.requests) == len(expected["throttling"]) + 2
+
+
+def test_a_robot_is_never_sent_more_than_its_limit_and_nothing_is_dropped(
+    db_url: str, tmp_path: Path
+) -> None:
+    """30 digests for one WeCom robot at once: the notifier sends 20, waits for the window, sends
+    the rest; a robot that refuses a 21st message within 60 s (errcode 45009) never has to."""
+    load(db_url, tmp_path, crane_site("S1"))
+    clock = SimClock()
+    registry = CollectorRegistry()
+    sender = Notifier("unused", policy=RetryPolicy(timeout_s=2), clock=clock, registry=registry)
+    seen: list[float] = []
+
+    def strict_robot(body: bytes) -> tuple[int, bytes]:
+        now = clock()
+        if len([t for t in seen if t > now - 60]) >= 20:
+            return 200, b'{"errcode":45009,"errmsg":"api freq out of limit"}'
+        seen.append(now)
+        return 200, b'{"errcode":0,"errmsg":"ok"}'
+
+    with (
+        receiving(respond=strict_robot) as robot,
+        psycopg.connect(db_url, autocommit=True) as conn,
+        httpx.Client(timeout=2) as http,
+    ):
+        subscribe(conn, "wecom", robot.url + "/send?key=k", group_wait_s=0)
+        conn.execute(
+            "INSERT INTO outbox (subscription_id, payload) "
+            "SELECT 1, %s::jsonb || jsonb_build_object('transition_id', g) "
+            "FROM generate_series(1, 30) g",
+            (json.dumps(PAYLOAD_V2),),
+        )
+        for _ in range(40):
+            sender.deliver_due(conn, http)
+            if len(robot.requests) >= 30:
+                break
+            clock.skew_s += 5.0
+        keys = [
+            r[0] for r in conn.execute("SELECT idempotency_key FROM notify_messages ORDER BY id")
+        ]
+    assert len(keys) == 30
+    assert robot.accepted_keys() == keys  # all of them, in order
+    assert all(r.status == 200 and b'"errcode":0' in r.answer for r in robot.requests)
+    first, last = robot.requests[0], robot.requests[-1]
+    assert first is not last
+    assert clock.skew_s >= 60  # the second batch waited for the window
+    limited = {
+        s.labels["kind"]: s.value
+        for m in registry.collect()
+        for s in m.samples
+        if s.name == "hazmon_notify_rate_limited_total"
+    }
+    assert limited.get("wecom", 0) >= 1

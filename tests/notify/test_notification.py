@@ -9,8 +9,15 @@ from typing import Any, get_type_hints
 import pytest
 
 from hazmon.vocabulary import Grade
-from notify import Notification, NotificationError, NotificationPayload
-from tests.notify.test_golden import PAYLOAD
+from notify import (
+    HazardNotification,
+    Notification,
+    NotificationError,
+    NotificationPayload,
+    parse_item,
+)
+from notify.notification import OPTIONAL_KEYS
+from tests.notify.test_golden import HAZARD, PAYLOAD, PAYLOAD_V2
 
 
 def test_a_payload_parses_into_typed_fields_and_writes_back_unchanged() -> None:
@@ -29,7 +36,70 @@ def test_the_payload_shape_keeps_jsonbs_key_order() -> None:
     # jsonb stores object keys shorter first, then bytewise: the generic body's order
     keys = list(get_type_hints(NotificationPayload))
     assert keys == sorted(keys, key=lambda k: (len(k), k.encode()))
-    assert keys == list(PAYLOAD)
+    assert [k for k in keys if k not in OPTIONAL_KEYS] == list(PAYLOAD)
+    notices = {"notice", "reminder", "escalation"}
+    assert [k for k in keys if k not in notices] == list(PAYLOAD_V2)
+
+
+def test_a_payload_of_migration_0020_parses_with_its_work() -> None:
+    n = Notification.from_payload(PAYLOAD_V2)
+    assert (n.work_id, n.work_code, n.work_name, n.hazard_kind) == (
+        5,
+        "TC1",
+        "1号塔吊",
+        "tower_crane",
+    )
+    assert n.notice == "transition"
+    assert n.to_payload() == PAYLOAD_V2
+    assert list(n.to_payload()) == list(PAYLOAD_V2)
+
+
+def test_reminders_and_escalations_carry_their_notice() -> None:
+    remind = Notification.from_payload({**PAYLOAD_V2, "notice": "remind", "reminder": 2})
+    assert (remind.notice, remind.reminder, remind.immediate) == ("remind", 2, False)
+    escalation: dict[str, Any] = {"level": "city", "after_s": 3600, "region_code": "4201"}
+    bad_level = {**escalation, "level": "x"}
+    up = Notification.from_payload({**PAYLOAD_V2, "notice": "escalate", "escalation": escalation})
+    assert up.escalation == escalation
+    assert up.immediate
+    assert list(up.to_payload()) == sorted(up.to_payload(), key=lambda k: (len(k), k.encode()))
+    assert parse_item("escalate", up.to_payload()) == up
+    with pytest.raises(NotificationError, match="escalation"):
+        Notification.from_payload({**PAYLOAD_V2, "notice": "escalate"})
+    with pytest.raises(NotificationError, match="a remind row holds a 'transition' notice"):
+        parse_item("remind", PAYLOAD_V2)
+    with pytest.raises(NotificationError, match="unknown level"):
+        Notification.from_payload({**PAYLOAD_V2, "notice": "escalate", "escalation": bad_level})
+
+
+def test_a_hazard_event_parses_with_its_due_date() -> None:
+    h = parse_item("hazard", HAZARD)
+    assert isinstance(h, HazardNotification)
+    assert (h.hazard_id, h.action, h.level, h.due_kind) == (9, "remind", "major", "rectification")
+    assert h.due == "2026-03-02T18:00:00+08:00"
+    assert h.title == HAZARD["hazard_title"]
+    assert h.severity == 4
+    assert not h.immediate
+    assert parse_item("hazard", {**HAZARD, "action": "escalate", "data": {"to_region": "4201"}})
+    assert parse_item("hazard", {**HAZARD, "action": "register"}).immediate  # major
+    assert not parse_item("hazard", {**HAZARD, "action": "register", "level": "general"}).immediate
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"action": "close"}, "action"),  # not a hazard action that notifies
+        ({"level": "minor"}, "level"),
+        ({"data": []}, "data"),
+        ({"data": {"kind": "inspection"}}, "data"),
+        ({"at": "soon"}, "at"),
+        ({"hazard_id": "9"}, "hazard_id"),
+    ],
+)
+def test_a_bad_hazard_payload_names_its_key(change: dict[str, Any], key: str) -> None:
+    with pytest.raises(NotificationError) as caught:
+        HazardNotification.from_payload({**HAZARD, **change})
+    assert caught.value.key == key
 
 
 @pytest.mark.parametrize(
@@ -48,7 +118,7 @@ def test_jsonb_non_finite_numbers_are_floats_and_go_back_as_written(
 
 def test_unknown_keys_are_ignored() -> None:
     # a migration may add a key to the trigger before the notifier knows it
-    n = Notification.from_payload({**PAYLOAD, "work_code": "TC1"})
+    n = Notification.from_payload({**PAYLOAD, "crane_model": "QTZ80"})
     assert n.to_payload() == PAYLOAD
 
 

@@ -1,12 +1,13 @@
-"""The outbox against the real database: bad payloads settled once, giving up, the planner's
-`later`, and notifiers side by side never sending a row twice at once."""
+"""The outbox against the real database: bad payloads settled once, giving up, rows grouped into
+digests, and notifiers side by side never sending a row twice, each target in order."""
 
 from __future__ import annotations
 
 import json
 import threading
+import time
+import uuid
 from collections import Counter
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,11 +15,14 @@ import httpx
 import psycopg
 from prometheus_client import CollectorRegistry
 
-from notify import Delivery, Notifier, RetryPolicy, SendPlan
+from hazmon.db import drop_database, ensure_database, with_database
+from hazmon.migrate import available_migrations, migrate
+from notify import Notifier, RetryPolicy, outbox
 from tests.notify.receiver import Received, deliveries, notifier, receiving, subscribe
+from tests.notify.test_delivery import SimClock
 from tests.notify.test_golden import PAYLOAD
-from tests.support.alerts import open_alert
-from tests.support.common import ThreadRunner, wait_until
+from tests.support.alerts import open_alert, transition
+from tests.support.common import SERVER_URL, ThreadRunner, wait_until
 from tests.support.inventories import crane_site, load
 
 
@@ -96,54 +100,68 @@ def test_a_policy_that_gives_up_settles_the_row_as_failed(db_url: str, tmp_path:
     assert deliveries(registry) == {("wecom", "failed"): 2.0}
 
 
-def test_what_the_planner_puts_back_is_sent_later_without_an_attempt(
+def test_rows_of_one_work_wait_for_their_group_and_go_as_one_digest(
     db_url: str, tmp_path: Path
 ) -> None:
     load(db_url, tmp_path, crane_site("S1"))
-    held: set[int] = set()
-
-    def hold_feishu_once(claimed: Sequence[Delivery], now_s: float) -> SendPlan:
-        # the shape a per-robot rate limit will take: some now, the rest after a delay
-        later = [d for d in claimed if d.subscription.kind == "feishu" and d.outbox_id not in held]
-        held.update(d.outbox_id for d in later)
-        return SendPlan(
-            send=tuple(d for d in claimed if d not in later),
-            later=tuple((d, 0.3) for d in later),
-        )
-
-    sender = Notifier(
-        "unused",
-        policy=RetryPolicy(timeout_s=2),
-        planner=hold_feishu_once,
-        registry=CollectorRegistry(),
-    )
+    clock = SimClock()
+    registry = CollectorRegistry()
+    sender = Notifier("unused", policy=RetryPolicy(timeout_s=2), clock=clock, registry=registry)
     with (
         receiving() as receiver,
         psycopg.connect(db_url, autocommit=True) as conn,
         httpx.Client(timeout=2) as http,
     ):
-        subscribe(conn, "feishu", receiver.url + "/feishu")
-        subscribe(conn, "dingtalk", receiver.url + "/dingtalk")
-        open_alert(conn, grade=3)
-        assert sender.deliver_due(conn, http) == 2
-        assert [r.path for r in receiver.requests] == ["/dingtalk"]
-        feishu = conn.execute(
-            "SELECT attempts, delivered_at, next_attempt_at > now() + interval '0.1 s' "
-            "FROM outbox o JOIN webhook_subscriptions w ON w.id = o.subscription_id "
-            "WHERE w.kind = 'feishu'"
-        ).fetchone()
-        assert feishu == (0, None, True)
-        assert sender.deliver_due(conn, http) == 0  # not due yet
-        threading.Event().wait(0.35)
-        assert sender.deliver_due(conn, http) == 1
-        assert [r.path for r in receiver.requests] == ["/dingtalk", "/feishu"]
-        assert [(r[1], r[2]) for r in _outbox(conn)] == [(1, True), (1, True)]
+        subscribe(conn, "wecom", receiver.url + "/w", group_wait_s=30, group_interval_s=300)
+        alert_id = open_alert(conn, grade=2)
+        transition(conn, alert_id, "escalate", 2, 3)
+        transition(conn, alert_id, "deescalate", 3, 2)
+        sender.deliver_due(conn, http)
+        assert receiver.requests == []  # group_wait: the group waits 30 s for more
+        waiting = conn.execute(
+            "SELECT attempts, message_id, next_attempt_at > now() + interval '25 s' FROM outbox"
+        ).fetchall()
+        assert waiting == [(0, None, True)] * 3
+        clock.skew_s = 31
+        sender.deliver_due(conn, http)
+        assert len(receiver.requests) == 1
+        digest = json.loads(receiver.requests[0].body)["markdown"]["content"]
+        assert "【监测汇总 3条】" in digest
+        assert "橙色 / orange 2 · 黄色 / yellow 1" in digest
+        assert conn.execute(
+            "SELECT count(DISTINCT message_id), bool_and(delivered_at IS NOT NULL), "
+            "max(attempts) FROM outbox"
+        ).fetchone() == (1, True, 1)
+        # the next transition waits for group_interval after that message ...
+        transition(conn, alert_id, "escalate", 2, 3)
+        clock.skew_s = 31 + 60
+        sender.deliver_due(conn, http)
+        assert len(receiver.requests) == 1
+        # ... unless a new red alert comes: it goes at once, with what its group holds
+        transition(conn, alert_id, "escalate", 3, 4)
+        sender.deliver_due(conn, http)
+        conn.execute("DELETE FROM outbox WHERE kind = 'hazard'")  # the major hazard's own news
+        assert len(receiver.requests) == 2
+        second = json.loads(receiver.requests[1].body)["markdown"]["content"]
+        assert "【监测汇总 2条】" in second
+        assert second.index("红色预警") < second.index("橙色预警")  # the worst first
+    digested = {
+        s.labels["kind"]: s.value
+        for m in registry.collect()
+        for s in m.samples
+        if s.name == "hazmon_notify_digested_total"
+    }
+    assert digested == {"wecom": 5.0}
 
 
-def _assert_each_sent_once_and_never_concurrently(requests: list[Received], count: int) -> None:
+def _assert_each_sent_once_and_in_order(requests: list[Received], count: int) -> None:
     by_transition = Counter(r.transition_id for r in requests)
     assert sorted(by_transition) == list(range(1, count + 1))
     assert max(by_transition.values()) == 1, [t for t, n in by_transition.items() if n > 1]
+    by_path: dict[str, list[int]] = {}
+    for r in sorted(requests, key=lambda r: r.started_s):
+        by_path.setdefault(r.path, []).append(r.transition_id)
+    assert all(ids == sorted(ids) for ids in by_path.values()), by_path  # in order per target
 
 
 def test_two_notifiers_share_the_outbox_without_sending_a_row_twice(
@@ -151,12 +169,21 @@ def test_two_notifiers_share_the_outbox_without_sending_a_row_twice(
 ) -> None:
     load(db_url, tmp_path, crane_site("S1"))
     count = 60
+    registries = [CollectorRegistry(), CollectorRegistry()]
     senders = [
-        Notifier(db_url, policy=RetryPolicy(timeout_s=2, batch=5), registry=CollectorRegistry())
-        for _ in range(2)
+        Notifier(db_url, policy=RetryPolicy(timeout_s=2, batch=5), registry=registries[i])
+        for i in range(2)
     ]
     with receiving(delay_s=0.005) as receiver, psycopg.connect(db_url, autocommit=True) as conn:
-        _enqueue(conn, subscribe(conn, "generic", receiver.url), count)
+        # three targets (three robots), twenty rows each
+        for target in range(3):
+            sub = subscribe(conn, "generic", f"{receiver.url}/t{target}")
+            conn.execute(
+                "INSERT INTO outbox (subscription_id, payload) "
+                "SELECT %s, %s::jsonb || jsonb_build_object('transition_id', g) "
+                "FROM generate_series(%s::int, %s::int) g",
+                (sub, json.dumps(PAYLOAD), target * 20 + 1, target * 20 + 20),
+            )
         with (
             ThreadRunner(lambda stop: senders[0].run(stop, poll_interval_s=0.01), "notify-a"),
             ThreadRunner(lambda stop: senders[1].run(stop, poll_interval_s=0.01), "notify-b"),
@@ -167,33 +194,79 @@ def test_two_notifiers_share_the_outbox_without_sending_a_row_twice(
             "SELECT count(*) FROM outbox WHERE delivered_at IS NULL"
         ).fetchone()
     assert undelivered == (0,)
-    _assert_each_sent_once_and_never_concurrently(receiver.requests, count)
+    _assert_each_sent_once_and_in_order(receiver.requests, count)
 
 
-def test_a_row_whose_lease_ran_out_mid_batch_is_sent_by_one_notifier_only(
+def test_a_target_whose_notifier_stalled_is_taken_over_and_the_stalled_one_sends_nothing(
     db_url: str, tmp_path: Path
 ) -> None:
-    # A claims every row with a lease of 1.5 s but needs about 2 s to send them all; B, claiming
-    # one row at a time, takes over the rows whose lease ran out. A, renewing each lease before
-    # sending, finds those taken and skips them.
+    # A leases the target (lease 0.3 s), then stalls before sending; B takes the target over once
+    # the lease ran out and sends; A, waking up, finds its lease's token gone and sends nothing.
     load(db_url, tmp_path, crane_site("S1"))
-    count = 40
-    slow = Notifier(
-        db_url, policy=RetryPolicy(timeout_s=0.5, batch=count), registry=CollectorRegistry()
-    )
-    quick_registry = CollectorRegistry()
-    quick = Notifier(db_url, policy=RetryPolicy(timeout_s=0.5, batch=1), registry=quick_registry)
-    with receiving(delay_s=0.05) as receiver, psycopg.connect(db_url, autocommit=True) as conn:
-        _enqueue(conn, subscribe(conn, "generic", receiver.url), count)
+    with (
+        receiving() as receiver,
+        psycopg.connect(db_url, autocommit=True) as conn,
+        httpx.Client(timeout=2) as http,
+    ):
+        _enqueue(conn, subscribe(conn, "generic", receiver.url), 3)
+        composer = Notifier("unused", registry=CollectorRegistry())
+        composer.compose(conn)
+        now = time.time()
+        (stalled,) = outbox.lease_targets(conn, now_s=now, lease_s=0.3, limit=10)
+        assert outbox.lease_targets(conn, now_s=now, lease_s=0.3, limit=10) == []  # it is A's
+        threading.Event().wait(0.4)
+        b = Notifier("unused", policy=RetryPolicy(timeout_s=2), registry=CollectorRegistry())
+        assert b.send_due(conn, http) == 3
+        assert outbox.reserve(conn, stalled, (), now_s=time.time(), lease_s=0.3) is None
+    _assert_each_sent_once_and_in_order(receiver.requests, 3)
 
-        def all_leased() -> bool:
-            row = conn.execute("SELECT bool_and(next_attempt_at > now()) FROM outbox").fetchone()
-            return bool(row and row[0])
 
-        with ThreadRunner(lambda stop: slow.run(stop, poll_interval_s=0.01), "notify-slow"):
-            assert wait_until(all_leased, 10, interval_s=0.005)
-            with ThreadRunner(lambda stop: quick.run(stop, poll_interval_s=0.01), "notify-b"):
-                assert wait_until(lambda: len(receiver.requests) >= count, 30)
-                threading.Event().wait(0.3)
-    _assert_each_sent_once_and_never_concurrently(receiver.requests, count)
-    assert deliveries(quick_registry).get(("generic", "ok"), 0) > 0, "B never took a row over"
+def test_a_row_queued_before_migration_0020_is_grouped_and_delivered_after_it(
+    tmp_path: Path,
+) -> None:
+    url = with_database(SERVER_URL, f"hazmon_t_pre0020_{uuid.uuid4().hex[:8]}")
+    try:
+        ensure_database(url)
+        with psycopg.connect(url, autocommit=True) as conn:  # the schema as main had it
+            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            for migration in available_migrations():
+                if migration.version < "0020" and not migration.needs_tsl:
+                    conn.execute(migration.sql.encode())
+            conn.execute(
+                "CREATE TABLE schema_migrations (version text PRIMARY KEY, "
+                "applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            for migration in available_migrations():
+                if migration.version < "0020" and not migration.needs_tsl:
+                    conn.execute("INSERT INTO schema_migrations VALUES (%s)", (migration.version,))
+        load(url, tmp_path, crane_site("S1"))
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO webhook_subscriptions (name, kind, url, min_grade) "
+                "VALUES ('old', 'wecom', 'http://127.0.0.1:9/x', 1)"
+            )
+            open_alert(conn, grade=2)
+            old = conn.execute("SELECT payload FROM outbox").fetchone()
+        assert old is not None
+        assert "work_id" not in old[0]  # the 0005 payload
+        assert "0020_notify_grouping" in migrate(url).applied
+        with (
+            receiving() as receiver,
+            psycopg.connect(url, autocommit=True) as conn,
+            httpx.Client(timeout=2) as http,
+        ):
+            conn.execute("UPDATE webhook_subscriptions SET url = %s", (receiver.url,))
+            grouped = conn.execute("SELECT kind, group_key, alert_id FROM outbox").fetchone()
+            assert grouped is not None
+            assert grouped[:2] == ("alert", "w:1")
+            clock = SimClock()
+            sender = Notifier("unused", policy=RetryPolicy(timeout_s=2), clock=clock,
+                              registry=CollectorRegistry())  # fmt: skip
+            clock.skew_s = 31  # the column default's group_wait
+            sender.deliver_due(conn, http)
+            delivered = conn.execute("SELECT delivered_at IS NOT NULL FROM outbox").fetchone()
+        assert delivered == (True,)
+        (request,) = receiver.requests
+        assert "黄色预警（III级） 新报警" in json.loads(request.body)["markdown"]["content"]
+    finally:
+        drop_database(url)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
+from hazmon.links import Link, sign_link
 from hazmon.settings import Settings
 from tests.support.inventories import crane_site, load
 from tests.support.services import running_api, running_ingest
@@ -55,8 +58,10 @@ class World:
     tokens: dict[str, str | None]
     ids: dict[str, dict[str, int]]
     """per site ("A", "B"): site, work, device, series, alert, threshold, hazard_<state>."""
-    extra: dict[str, int]
-    """admin-only things: webhook, dead_letter, spare_token."""
+    extra: dict[str, Any]
+    """admin-only things: webhook, dead_letter, spare_token; and the signed links of a
+    notification sent to the webhook: link_alert (A's alert), link_hazard (A's registered
+    hazard), link_expired, link_forged (A's alert's link pointing at B's alert)."""
 
 
 def _site(conn: psycopg.Connection[Any], code: str) -> dict[str, int]:
@@ -100,7 +105,7 @@ def _site(conn: psycopg.Connection[Any], code: str) -> dict[str, int]:
     return ids
 
 
-def build_world(db_url: str, tmp_path: Path) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+def build_world(db_url: str, tmp_path: Path) -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
     """Fill the database; return the per-site ids and the admin-only ids."""
     site_a = {**crane_site("A", "TC1-M", region="420106"), "enterprise": "甲建设"}
     site_b = {**crane_site("B", "TC1-M", region="440305"), "enterprise": "乙建设"}
@@ -127,6 +132,33 @@ def build_world(db_url: str, tmp_path: Path) -> tuple[dict[str, dict[str, int]],
     return ids, extra
 
 
+LINK_SECRET = "test-link-secret-of-at-least-32-characters"
+
+
+def with_links(settings: Settings) -> Settings:
+    """`settings` with a link secret: the API checks, and the notifier signs, links with it."""
+    return settings.model_copy(update={"link_secret": SecretStr(LINK_SECRET)})
+
+
+def links(ids: dict[str, dict[str, int]], webhook: int) -> dict[str, str]:
+    """Signed links as a notification to `webhook` carries them (hazmon/links.py)."""
+    secret = LINK_SECRET
+    later = int(time.time()) + 3600
+    alert = sign_link(secret, Link("alert", ids["A"]["alert"], webhook, later))
+    # the same signature on another alert's link: tampered
+    forged = alert.replace(f"v1.a{ids['A']['alert']}.", f"v1.a{ids['B']['alert']}.")
+    return {
+        "link_alert": alert,
+        "link_hazard": sign_link(
+            secret, Link("hazard", ids["A"]["hazard_registered"], webhook, later)
+        ),
+        "link_expired": sign_link(
+            secret, Link("alert", ids["A"]["alert"], webhook, int(time.time()) - 60)
+        ),
+        "link_forged": forged,
+    }
+
+
 @pytest.fixture
 def world(settings: Settings, db_url: str, tmp_path: Path) -> Iterator[World]:
     """The two-tenant world, its tokens, and the API serving it (with an ingest worker)."""
@@ -144,6 +176,7 @@ def world(settings: Settings, db_url: str, tmp_path: Path) -> Iterator[World]:
         spare = conn.execute("SELECT max(id) FROM api_tokens").fetchone()
     assert spare is not None
     extra["spare_token"] = int(spare[0])
+    extra.update(links(ids, extra["webhook"]))
     # an ingest worker carries out the dead-letter replays the API asks for
-    with running_ingest(settings), running_api(settings) as base:
+    with running_ingest(settings), running_api(with_links(settings)) as base:
         yield World(base, db_url, tokens, ids, extra)
