@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from api.deps import ConnDep
 from api.query import Filters, Resource, fetch_groups, fetch_row
-from api.resources import ALERTS, HAZARDS
+from api.resources import ALERTS, HAZARDS, OVERDUE
 from api.security import ReaderDep
 from hazmon.auth import Principal
 
@@ -43,8 +43,7 @@ _HAZARDS = Resource(
     name="hazard statistics",
     columns="count(*) FILTER (WHERE h.state <> 'closed') AS open, "
     "count(*) FILTER (WHERE h.state <> 'closed' AND h.level = 'major') AS major_open, "
-    "count(*) FILTER (WHERE h.deadline < now() AND h.state IN ('assigned', 'rectified'))"
-    " AS overdue, "
+    f"count(*) FILTER (WHERE {OVERDUE}) AS overdue, "
     "count(*) FILTER (WHERE h.state <> 'closed' AND h.listed_supervision) AS listed_supervision, "
     "count(*) FILTER (WHERE h.state = 'closed') AS closed",
     source=HAZARDS.source,
@@ -78,8 +77,7 @@ _BY_REGION = Resource(
     "  WHERE d.site_id = s.id AND a.state <> 'resolved') al "
     "CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE h.state <> 'closed') AS open, "
     "  count(*) FILTER (WHERE h.state <> 'closed' AND h.level = 'major') AS major_open, "
-    "  count(*) FILTER (WHERE h.deadline < now() AND h.state IN ('assigned', 'rectified'))"
-    "  AS overdue FROM hazards h WHERE h.site_id = s.id) hz "
+    f"  count(*) FILTER (WHERE {OVERDUE}) AS overdue FROM hazards h WHERE h.site_id = s.id) hz "
     f"LEFT JOIN regions r ON r.code = {_DIVISION}",
     id_column="s.id",
     sortable={},

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         services.add_simulate,
         services.add_run,
         services.add_demo,
+        tokens.add_user,
         tokens.add_token,
         registry.add_broker_config,
         registry.add_device_credentials,

@@ -54,7 +54,8 @@ class World:
     db_url: str
     tokens: dict[str, str | None]
     ids: dict[str, dict[str, int]]
-    """per site ("A", "B"): site, work, device, series, alert, threshold, hazard_<state>."""
+    """per site ("A", "B"): site, work, device, series, alert, threshold, hazard_<state>,
+    rectification_<state> (its round), user."""
     extra: dict[str, int]
     """admin-only things: webhook, dead_letter, spare_token."""
 
@@ -97,6 +98,17 @@ def _site(conn: psycopg.Connection[Any], code: str) -> dict[str, int]:
                RETURNING id""",
             (ids["site"], ids["work"], f"{code} {name}", state, rectified_by),
         )
+        if state != "registered":  # its round of rectification, as the loop would have opened
+            ids[f"rectification_{name}"] = returning_id(
+                """INSERT INTO rectifications (hazard_id, round, responsible_unit,
+                       responsible_person, deadline, assigned_by, assigned_at, reported_by,
+                       reported_at, outcome)
+                   SELECT id, 1, responsible_unit, responsible_person, deadline, found_by, now(),
+                          rectified_by, CASE WHEN rectified_by IS NOT NULL THEN now() END,
+                          CASE WHEN state = 'verified' THEN 'accepted' END
+                   FROM hazards WHERE id = %s RETURNING id""",
+                (ids[f"hazard_{name}"],),
+            )
     return ids
 
 
@@ -141,9 +153,13 @@ def world(settings: Settings, db_url: str, tmp_path: Path) -> Iterator[World]:
     }
     issue(db_url, "inspector", region="44")
     with psycopg.connect(db_url) as conn:
-        spare = conn.execute("SELECT max(id) FROM api_tokens").fetchone()
+        spare = conn.execute("SELECT max(id), max(user_id) FROM api_tokens").fetchone()
+        wuhan = conn.execute("SELECT id FROM users WHERE region_code = '4201'").fetchone()
     assert spare is not None
+    assert wuhan is not None
     extra["spare_token"] = int(spare[0])
+    # users: the Wuhan inspector (in every A-side scope) and the Guangdong inspector (B side)
+    ids["A"]["user"], ids["B"]["user"] = int(wuhan[0]), int(spare[1])
     # an ingest worker carries out the dead-letter replays the API asks for
     with running_ingest(settings), running_api(settings) as base:
         yield World(base, db_url, tokens, ids, extra)

@@ -47,7 +47,19 @@ def _note(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
 
 
 def _assign(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
-    return {"responsible_unit": "甲建设", "responsible_person": "张工", "deadline": FUTURE}
+    """The five items a major hazard needs before it is assigned (五到位)."""
+    return {
+        "measures": "复紧附着螺栓",
+        "responsible_unit": "甲建设",
+        "responsible_person": "张工",
+        "funds_yuan": 5000,
+        "deadline": FUTURE,
+        "emergency_plan": "停止吊装，设警戒区",
+    }
+
+
+def _supervise(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
+    return {"authority": "湖北省住建厅", "level": "province", "due": FUTURE}
 
 
 def _baseline() -> dict[str, Any]:
@@ -91,6 +103,9 @@ CASES: list[Case] = [
     Case("GET", "/hazards/{b.hazard_registered}", READERS, tenant="B"),
     Case("GET", "/hazards/{a.hazard_registered}/events", READERS),
     Case("GET", "/hazards/{b.hazard_registered}/events", READERS, tenant="B"),
+    Case("GET", "/rectifications", READERS),
+    Case("GET", "/rectifications/{a.rectification_assigned}", READERS),
+    Case("GET", "/rectifications/{b.rectification_assigned}", READERS, tenant="B"),
     Case("GET", "/statistics", READERS),
     Case("GET", "/statistics/regions", READERS),
     Case("GET", "/webhooks", ADMIN),
@@ -99,6 +114,9 @@ CASES: list[Case] = [
     Case("GET", "/dead-letters/{x.dead_letter}", ADMIN),
     Case("GET", "/tokens", ADMIN),
     Case("GET", "/me", READERS),
+    Case("GET", "/users", SUPERVISORS),
+    Case("GET", "/users/{a.user}", SUPERVISORS),
+    Case("GET", "/users/{b.user}", SUPERVISORS, tenant="B"),
     # re-baselining: those who edit thresholds, within their scope
     Case("POST", "/series/{a.series}/baselines", EDITORS, 201, body=lambda a, b: _baseline()),
     Case(
@@ -211,19 +229,10 @@ CASES: list[Case] = [
     Case("POST", "/hazards/{a.hazard_rectified2}/reject", SUPERVISORS, body=_note),
     Case("POST", "/hazards/{a.hazard_verified}/close", SUPERVISORS, body=_note),
     Case("POST", "/hazards/{b.hazard_verified}/close", SUPERVISORS, tenant="B", body=_note),
-    Case(
-        "POST",
-        "/hazards/{a.hazard_assigned}/supervise",
-        EDITORS,
-        body=lambda a, b: {"authority": "湖北省住建厅"},
-    ),
-    Case(
-        "POST",
-        "/hazards/{b.hazard_assigned}/supervise",
-        EDITORS,
-        tenant="B",
-        body=lambda a, b: {"authority": "湖北省住建厅"},
-    ),
+    Case("POST", "/hazards/{a.hazard_registered}/plan", SUPERVISORS, body=_assign),
+    Case("POST", "/hazards/{b.hazard_registered}/plan", SUPERVISORS, tenant="B", body=_assign),
+    Case("POST", "/hazards/{a.hazard_assigned}/supervise", EDITORS, body=_supervise),
+    Case("POST", "/hazards/{b.hazard_assigned}/supervise", EDITORS, tenant="B", body=_supervise),
     # admin-only resources
     Case(
         "POST",
@@ -234,6 +243,16 @@ CASES: list[Case] = [
     ),
     Case("PATCH", "/webhooks/{x.webhook}", ADMIN, body=lambda a, b: {"min_grade": 3}),
     Case("POST", "/dead-letters/replay", ADMIN, body=lambda a, b: {}),
+    Case(
+        "POST",
+        "/users",
+        ADMIN,
+        201,
+        body=lambda a, b: {"name": "王工", "role": "inspector", "region": "4201", "unit": "武汉站"},
+    ),
+    Case("PATCH", "/users/{a.user}", ADMIN, body=lambda a, b: {"unit": "武汉市安监站"}),
+    Case("PATCH", "/users/{b.user}", ADMIN, tenant="B", body=lambda a, b: {"unit": "深圳站"}),
+    Case("POST", "/users/{a.user}/tokens", ADMIN, 201, body=lambda a, b: {"name": "手机"}),
     Case(
         "POST",
         "/tokens",
