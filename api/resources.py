@@ -135,3 +135,43 @@ RECTIFICATIONS = Resource(
     default_sort="-id",
 )
 """The rounds of rectification (the 整改措施清单): one per assignment, with its report and outcome."""
+
+
+INSPECTION_PLANS = Resource(
+    name="inspection plan",
+    columns="p.id, p.work_id, w.code AS work_code, w.name AS work_name, w.hazard_kind, "
+    "w.site_id, s.code AS site_code, p.name, p.frequency_h, p.inspector_user, "
+    "u.name AS inspector_name, p.items, p.starts_at, p.active, p.checked_until, p.created_by, "
+    "p.created_at, p.updated_at",
+    source="inspection_plans p JOIN works w ON w.id = p.work_id JOIN sites s ON s.id = w.site_id "
+    "JOIN users u ON u.id = p.inspector_user",
+    id_column="p.id",
+    sortable={"id": "p.id", "name": "p.name"},
+    default_sort="id",
+)
+"""Inspection plans (排查计划): a work's checklist items, frequency and responsible inspector."""
+
+INSPECTIONS = Resource(
+    name="inspection",
+    columns="i.id, i.plan_id, p.name AS plan_name, i.work_id, w.name AS work_name, "
+    "w.hazard_kind, w.site_id, s.code AS site_code, i.performed_by, i.performed_by_user, "
+    "i.performed_at, i.results, i.failed, i.notes, i.created_at, p.items",
+    source="inspection_records i JOIN inspection_plans p ON p.id = i.plan_id "
+    "JOIN works w ON w.id = i.work_id JOIN sites s ON s.id = w.site_id",
+    id_column="i.id",
+    sortable={"id": "i.id", "performed_at": "i.performed_at"},
+    default_sort="-performed_at",
+)
+"""Inspection records (排查记录): who, when, each item's result."""
+
+INSPECTION_EVENTS = Resource(
+    name="inspection event",
+    columns="e.id, e.plan_id, p.name AS plan_name, p.work_id, w.site_id, s.code AS site_code, "
+    "e.action, e.window_start, e.window_end, e.data, e.at",
+    source="inspection_events e JOIN inspection_plans p ON p.id = e.plan_id "
+    "JOIN works w ON w.id = p.work_id JOIN sites s ON s.id = w.site_id",
+    id_column="e.id",
+    sortable={"id": "e.id", "window_start": "e.window_start"},
+    default_sort="-id",
+)
+"""Missed inspections (`inspection_missed`), written by the sweep."""

@@ -20,7 +20,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from api.deps import BodyId32, BodyId64, ConnDep, Id64, QueryId32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
-from api.resources import HAZARD_KINDS_PATTERN, HAZARDS, OVERDUE, SITES, list_filters
+from api.resources import (
+    HAZARD_KINDS_PATTERN,
+    HAZARDS,
+    INSPECTIONS,
+    OVERDUE,
+    SITES,
+    list_filters,
+)
 from api.security import ReaderDep, RectifierDep, RegulatorDep, SupervisorDep
 from hazmon.auth import Principal
 from hazmon.vocabulary import HazardSource, SupervisionLevel
@@ -33,8 +40,10 @@ from registry import (
     NewHazard,
     lifecycle,
 )
+from registry.inspections import ITEM_CODE
 
 router = APIRouter(prefix="/hazards", tags=["hazards"])
+inspection_hazards_router = APIRouter(prefix="/inspections", tags=["inspections"])
 
 EVENTS = Resource(
     name="hazard event",
@@ -73,6 +82,18 @@ class HazardCreate(BaseModel):
     basis: str = Field(default="", max_length=500, description="判定依据 / basis (clause)")
     location: str = Field(default="", max_length=200, description="位置 / where on the site")
     found_at: AwareDatetime | None = Field(default=None, description="发现时间 / default now")
+
+
+class InspectionHazardCreate(BaseModel):
+    """A hazard from a failed item of an inspection record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    item: str = Field(pattern=ITEM_CODE, description="不合格的检查项 / the failed item's code")
+    level: HazardLevel = Field(description="一般 general / 重大 major")
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str = Field(default="", max_length=4000)
+    location: str = Field(default="", max_length=200, description="位置 / where on the site")
 
 
 class HazardNote(BaseModel):
@@ -440,3 +461,42 @@ async def supervise_hazard(
         ),
         body.note,
     )
+
+
+@inspection_hazards_router.post(
+    "/{inspection_id}/hazards",
+    response_model=HazardPublic,
+    status_code=201,
+    summary="由不合格项登记隐患 / register a hazard from a failed item",
+)
+async def create_inspection_hazard(
+    conn: ConnDep, who: ReaderDep, inspection_id: Id64, body: InspectionHazardCreate
+) -> HazardPublic:
+    """Register the hazard a failed checklist item of an inspection record shows, in one step:
+    its work and site, the item's clause as the basis, the inspector's note as the description,
+    found when the inspection was performed. Once per item (409 again, and for an item that did
+    not fail)."""
+    record = await fetch_one(conn, INSPECTIONS, who, inspection_id)
+    result = next((r for r in record["results"] if r["item"] == body.item), None)
+    if result is None or result["result"] != "fail":
+        raise lifecycle.HazardError("register", f"item {body.item!r} did not fail in this record")
+    item = next(i for i in record["items"] if i["code"] == body.item)
+    description = "\n".join(t for t in (body.description, result["note"], item["text_zh"]) if t)
+    new = NewHazard(
+        site_id=record["site_id"],
+        work_id=record["work_id"],
+        title=body.title or f"巡查不合格：{item['text_zh'][:180]}",
+        description=description,
+        basis=item["clause"] if item["clause"] != "none" else "",
+        location=body.location,
+        found_by=who.actor,
+        found_by_user=who.user_id,
+        found_at=record["performed_at"],
+        inspection_id=inspection_id,
+        inspection_item=body.item,
+    )
+    change = lifecycle.register(
+        body.level, "inspection", inspection_id=inspection_id, item=body.item
+    )
+    hazard_id = await HazardStore(conn).register(new, change, body.description)
+    return HazardPublic.model_validate(await fetch_one(conn, HAZARDS, who, hazard_id))

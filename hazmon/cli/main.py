@@ -21,11 +21,21 @@ EXIT_INPUT = 2
 
 def _input_errors() -> tuple[type[Exception], ...]:
     """The errors that mean the user's input is wrong, not hazmon: exit 2 with their text."""
+    from hazmon.cli.common import InputError
     from registry import InventoryError
     from registry.broker import BrokerConfigError
+    from registry.inspections import InspectionError
     from rules import ProfileError
 
-    return (InventoryError, CatalogueError, ProfileError, AuthError, BrokerConfigError)
+    return (
+        InventoryError,
+        CatalogueError,
+        ProfileError,
+        AuthError,
+        BrokerConfigError,
+        InputError,
+        InspectionError,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from pathlib import Path
 
-from hazmon.db import connect, redact
+from hazmon.db import DatabaseError, connect, redact
 from hazmon.settings import Settings
 
 
@@ -39,6 +40,65 @@ def cmd_registry_import(settings: Settings, args: argparse.Namespace) -> int:
         f"危大工程 works {summary.works}, 设备 devices {summary.devices}, 序列 series {summary.series}"
     )
     return 0
+
+
+def _aware_time(text: str, option: str) -> datetime:
+    """An ISO 8601 time with a zone from the command line; InputError otherwise."""
+    from hazmon.cli.common import InputError
+
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option} {text!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise InputError(f"{option} needs a time zone, e.g. 2026-12-01T08:00+08:00")
+    return value
+
+
+def cmd_registry_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the reminders, overdue marks, escalations and missed inspections due now (once
+    each); with --every-s, keep doing so until SIGINT/SIGTERM."""
+    import asyncio
+    from datetime import UTC
+
+    import psycopg
+
+    from hazmon.cli.common import stop_on_signals
+    from registry.sweep import run_sweep, sweep_forever
+
+    if args.every_s is not None:
+        if args.now is not None:
+            raise _input_error("--now is for a single sweep, not with --every-s")
+        stop = stop_on_signals()
+        asyncio.run(
+            sweep_forever(settings.database_url, interval_s=args.every_s, stopped=stop.is_set)
+        )
+        return 0
+    now = _aware_time(args.now, "--now") if args.now else datetime.now(UTC)
+
+    async def once() -> tuple[int, int, int, int]:
+        try:
+            conn = await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise DatabaseError(
+                f"cannot connect to {redact(settings.database_url)}: {exc}"
+            ) from None
+        async with conn:
+            r = await run_sweep(conn, now=now)
+        return r.remind, r.overdue, r.escalate, r.inspection_missed
+
+    remind, overdue, escalate, missed = asyncio.run(once())
+    print(
+        f"期限检查 / sweep at {now.isoformat()}: 提醒 reminders {remind}, 逾期 overdue {overdue}, "
+        f"升级 escalations {escalate}, 漏检 missed inspections {missed}"
+    )
+    return 0
+
+
+def _input_error(message: str) -> Exception:
+    from hazmon.cli.common import InputError
+
+    return InputError(message)
 
 
 def cmd_dead_letters_replay(settings: Settings, args: argparse.Namespace) -> int:
@@ -263,6 +323,24 @@ def add_registry(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     imp.add_argument("file", help="清单文件 / inventory file (docs/inventory.md)")
     imp.set_defaults(func=cmd_registry_import)
+    sweep = registry_sub.add_parser(
+        "sweep",
+        help="期限检查：提醒、逾期、升级督办、漏检（每项只记一次）/ deadline sweep: reminders, "
+        "overdue, escalation, missed inspections (each written once)",
+    )
+    sweep.add_argument(
+        "--every-s",
+        type=float,
+        metavar="SECONDS",
+        help="每隔多少秒检查一次，直到 SIGINT/SIGTERM（hazmon run 用 60）/ repeat every N seconds "
+        "until stopped (hazmon run uses 60); without it, sweep once (for cron)",
+    )
+    sweep.add_argument(
+        "--now",
+        metavar="ISO-TIME",
+        help="按此时刻检查（含时区；测试与补跑用）/ sweep as of this time (with zone; tests, catch-up)",
+    )
+    sweep.set_defaults(func=cmd_registry_sweep)
 
 
 def add_dead_letters(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -18,8 +18,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from hazmon.settings import Settings
+from registry.inspections import plan_items
 from tests.inventories import crane_site, load
 from tests.services import running_api, running_ingest
 from tests.tokens import issue
@@ -55,7 +57,7 @@ class World:
     tokens: dict[str, str | None]
     ids: dict[str, dict[str, int]]
     """per site ("A", "B"): site, work, device, series, alert, threshold, hazard_<state>,
-    rectification_<state> (its round), user."""
+    rectification_<state> (its round), user, inspector_user, plan, inspection."""
     extra: dict[str, int]
     """admin-only things: webhook, dead_letter, spare_token."""
 
@@ -109,6 +111,36 @@ def _site(conn: psycopg.Connection[Any], code: str) -> dict[str, int]:
                    FROM hazards WHERE id = %s RETURNING id""",
                 (ids[f"hazard_{name}"],),
             )
+    # investigation: the site's safety officer, a plan of the crane's checklist, a record with a
+    # failed item, and a missed round
+    ids["inspector_user"] = returning_id(
+        "INSERT INTO users (name, role, site_id) VALUES (%s, 'enterprise', %s) RETURNING id",
+        (f"安全员{code}", ids["site"]),
+    )
+    items = plan_items("tower_crane")
+    ids["plan"] = returning_id(
+        """INSERT INTO inspection_plans (work_id, name, frequency_h, inspector_user, items,
+                                         starts_at, created_by)
+           VALUES (%s, '塔吊日常巡查', 24, %s, %s, now() - interval '3 days', 'test')
+           RETURNING id""",
+        (ids["work"], ids["inspector_user"], Jsonb(items)),
+    )
+    results = [
+        {"item": i["code"], "result": "fail" if i["code"] == "safety_devices" else "pass",
+         "note": "力矩限制器失效" if i["code"] == "safety_devices" else ""}
+        for i in items
+    ]  # fmt: skip
+    ids["inspection"] = returning_id(
+        """INSERT INTO inspection_records (plan_id, work_id, performed_by, performed_at, results,
+                                           failed)
+           VALUES (%s, %s, 'test', now() - interval '1 hour', %s, 1) RETURNING id""",
+        (ids["plan"], ids["work"], Jsonb(results)),
+    )
+    conn.execute(
+        """INSERT INTO inspection_events (plan_id, action, window_start, window_end)
+           VALUES (%s, 'inspection_missed', now() - interval '3 days', now() - interval '2 days')""",
+        (ids["plan"],),
+    )
     return ids
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from registry.inspections import checklist
 from tests.api.conftest import ROLES, World
 from tests.tokens import bearer
 
@@ -62,6 +63,19 @@ def _supervise(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
     return {"authority": "湖北省住建厅", "level": "province", "due": FUTURE}
 
 
+def _plan(work: int, inspector: int) -> dict[str, Any]:
+    return {"work_id": work, "inspector_user_id": inspector, "frequency_h": 12}
+
+
+def _record(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
+    items = [i["code"] for i in checklist("tower_crane").items]
+    return {"results": [{"item": code, "result": "pass"} for code in items], "notes": "正常"}
+
+
+def _failed_item(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
+    return {"item": "safety_devices", "level": "major", "location": "1号塔吊"}
+
+
 def _baseline() -> dict[str, Any]:
     return {"value": 1.5, "valid_from": "2026-01-01T00:00:00+08:00", "reason": "第二层开挖完成"}
 
@@ -103,6 +117,14 @@ CASES: list[Case] = [
     Case("GET", "/hazards/{b.hazard_registered}", READERS, tenant="B"),
     Case("GET", "/hazards/{a.hazard_registered}/events", READERS),
     Case("GET", "/hazards/{b.hazard_registered}/events", READERS, tenant="B"),
+    Case("GET", "/checklists", READERS),
+    Case("GET", "/inspection-plans", READERS),
+    Case("GET", "/inspection-plans/{a.plan}", READERS),
+    Case("GET", "/inspection-plans/{b.plan}", READERS, tenant="B"),
+    Case("GET", "/inspections", READERS),
+    Case("GET", "/inspections/{a.inspection}", READERS),
+    Case("GET", "/inspections/{b.inspection}", READERS, tenant="B"),
+    Case("GET", "/inspection-events", READERS),
     Case("GET", "/rectifications", READERS),
     Case("GET", "/rectifications/{a.rectification_assigned}", READERS),
     Case("GET", "/rectifications/{b.rectification_assigned}", READERS, tenant="B"),
@@ -233,6 +255,36 @@ CASES: list[Case] = [
     Case("POST", "/hazards/{b.hazard_registered}/plan", SUPERVISORS, tenant="B", body=_assign),
     Case("POST", "/hazards/{a.hazard_assigned}/supervise", EDITORS, body=_supervise),
     Case("POST", "/hazards/{b.hazard_assigned}/supervise", EDITORS, tenant="B", body=_supervise),
+    # investigation: plans, records, a failed item's hazard
+    Case(
+        "POST",
+        "/inspection-plans",
+        READERS,
+        201,
+        body=lambda a, b: _plan(a.work, a.inspector_user),
+    ),
+    Case(
+        "POST",
+        "/inspection-plans",
+        READERS,
+        201,
+        tenant="B",
+        body=lambda a, b: _plan(b.work, b.inspector_user),
+    ),
+    Case("PATCH", "/inspection-plans/{a.plan}", READERS, body=lambda a, b: {"frequency_h": 8}),
+    Case(
+        "PATCH",
+        "/inspection-plans/{b.plan}",
+        READERS,
+        tenant="B",
+        body=lambda a, b: {"frequency_h": 8},
+    ),
+    Case("POST", "/inspection-plans/{a.plan}/records", READERS, 201, body=_record),
+    Case("POST", "/inspection-plans/{b.plan}/records", READERS, 201, tenant="B", body=_record),
+    Case("POST", "/inspections/{a.inspection}/hazards", READERS, 201, body=_failed_item),
+    Case(
+        "POST", "/inspections/{b.inspection}/hazards", READERS, 201, tenant="B", body=_failed_item
+    ),
     # admin-only resources
     Case(
         "POST",

@@ -83,12 +83,18 @@ def test_supervisors_read_the_users_of_their_region_only(world: World) -> None:
         data = httpx.get(f"{world.base}/users", headers=bearer(token)).json()["data"]
         return {(u["role"], u["region_code"] or u["enterprise"]) for u in data}
 
+    # enterprise users: 甲建设's token holder, and site A's safety officer (scoped by site: "")
     assert names("regulator") == {
         ("regulator", "42"),
         ("inspector", "4201"),
         ("enterprise", "甲建设"),
+        ("enterprise", ""),
     }
-    assert names("inspector") == {("inspector", "4201"), ("enterprise", "甲建设")}
+    assert names("inspector") == {
+        ("inspector", "4201"),
+        ("enterprise", "甲建设"),
+        ("enterprise", ""),
+    }
     assert ("inspector", "44") in names("admin")
     enterprise = httpx.get(f"{world.base}/users", headers=bearer(world.tokens["enterprise"] or ""))
     assert enterprise.status_code == 403
