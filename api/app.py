@@ -27,6 +27,7 @@ from api.routes import (
     baselines,
     dead_letters,
     devices,
+    evidence,
     hazards,
     inspections,
     rectifications,
@@ -57,6 +58,7 @@ TAGS = [
     {"name": "hazards", "description": "隐患闭环 / hazard registry and its lifecycle"},
     {"name": "rectifications", "description": "整改措施清单 / rounds of rectification"},
     {"name": "inspections", "description": "隐患排查 / checklists, inspection plans and records"},
+    {"name": "evidence", "description": "佐证材料 / photos and PDFs of hazards and inspections"},
     {"name": "statistics", "description": "统计 / statistics"},
     {"name": "webhooks", "description": "推送订阅 / webhook subscriptions (admin)"},
     {"name": "dead letters", "description": "死信 / refused payloads (admin)"},
@@ -139,6 +141,7 @@ def create_app(settings: Settings | None = None, registry: CollectorRegistry = R
         rectifications.router,
         inspections.router,
         hazards.inspection_hazards_router,
+        evidence.router,
         statistics.router,
         webhooks.router,
         dead_letters.router,
@@ -148,7 +151,11 @@ def create_app(settings: Settings | None = None, registry: CollectorRegistry = R
         tokens.me_router,
     ):
         app.include_router(router, responses=API_ERRORS)
-    app.add_middleware(BodyLimit, max_bytes=settings.api_max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.api_max_body_bytes,
+        larger=((evidence.UPLOAD_PATH, settings.evidence_max_bytes),),
+    )
     app.add_middleware(Observe, metrics=ApiMetrics.create(registry))
     registry.register(PoolCollector(app.state))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
@@ -73,6 +74,17 @@ class Settings(BaseSettings):
     )
     api_statement_timeout_s: float = Field(
         default=30.0, gt=0, description="an API query running longer is cancelled (503)"
+    )
+
+    # evidence files (photos, PDFs) of the hazard loop
+    evidence_dir: Path = Field(
+        default=Path("var/evidence"),
+        description="where evidence files are stored, content-addressed by SHA-256",
+    )
+    evidence_max_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="larger evidence uploads are refused with 413",
     )
 
     @field_validator("mqtt_url")

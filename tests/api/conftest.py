@@ -8,6 +8,7 @@ enterprise token and a gateway. Nobody but admin may see site B, except by guess
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -26,6 +27,8 @@ from tests.inventories import crane_site, load
 from tests.services import running_api, running_ingest
 from tests.tokens import issue
 
+EVIDENCE_MAX_BYTES = 64 * 1024
+"""The world's evidence limit: small, so that a test can pass it."""
 ROLES = ("anonymous", "gateway", "admin", "regulator", "inspector", "enterprise")
 HAZARD_STATES = {
     "registered": ("registered", None),
@@ -57,7 +60,7 @@ class World:
     tokens: dict[str, str | None]
     ids: dict[str, dict[str, int]]
     """per site ("A", "B"): site, work, device, series, alert, threshold, hazard_<state>,
-    rectification_<state> (its round), user, inspector_user, plan, inspection."""
+    rectification_<state> (its round), user, inspector_user, plan, inspection, evidence."""
     extra: dict[str, int]
     """admin-only things: webhook, dead_letter, spare_token."""
 
@@ -144,8 +147,27 @@ def _site(conn: psycopg.Connection[Any], code: str) -> dict[str, int]:
     return ids
 
 
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + bytes(range(256)) * 4 + b"\xff\xd9"
+"""A small file with a JPEG's magic bytes (the evidence of each site's registered hazard)."""
+
+
+def _evidence(conn: psycopg.Connection[Any], ids: dict[str, int], directory: Path) -> int:
+    sha = hashlib.sha256(JPEG).hexdigest()
+    (directory / sha[:2]).mkdir(parents=True, exist_ok=True)
+    (directory / sha[:2] / sha).write_bytes(JPEG)
+    row = conn.execute(
+        """INSERT INTO evidence (sha256, size_bytes, media_type, filename, site_id, hazard_id,
+                                 uploaded_by)
+           VALUES (%s, %s, 'image/jpeg', '现场照片.jpg', %s, %s, 'test') RETURNING id""",
+        (sha, len(JPEG), ids["site"], ids["hazard_registered"]),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def build_world(db_url: str, tmp_path: Path) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
-    """Fill the database; return the per-site ids and the admin-only ids."""
+    """Fill the database (and the evidence directory `tmp_path/evidence`); return the per-site
+    ids and the admin-only ids."""
     site_a = {**crane_site("A", "TC1-M", region="420106"), "enterprise": "甲建设"}
     site_b = {**crane_site("B", "TC1-M", region="440305"), "enterprise": "乙建设"}
     load(db_url, tmp_path, site_a, site_b)
@@ -157,6 +179,8 @@ def build_world(db_url: str, tmp_path: Path) -> tuple[dict[str, dict[str, int]],
                ('440300', '深圳市', '440000'), ('440305', '南山区', '440300')"""
         )
         ids = {"A": _site(conn, "A"), "B": _site(conn, "B")}
+        for site in ids.values():
+            site["evidence"] = _evidence(conn, site, tmp_path / "evidence")
         extra = {
             "webhook": conn.execute(
                 """INSERT INTO webhook_subscriptions (name, kind, url, secret)
@@ -175,6 +199,9 @@ def build_world(db_url: str, tmp_path: Path) -> tuple[dict[str, dict[str, int]],
 def world(settings: Settings, db_url: str, tmp_path: Path) -> Iterator[World]:
     """The two-tenant world, its tokens, and the API serving it (with an ingest worker)."""
     ids, extra = build_world(db_url, tmp_path)
+    settings = settings.model_copy(
+        update={"evidence_dir": tmp_path / "evidence", "evidence_max_bytes": EVIDENCE_MAX_BYTES}
+    )
     tokens: dict[str, str | None] = {
         "anonymous": None,
         "gateway": issue(db_url, "gateway"),

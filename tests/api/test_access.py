@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from registry.inspections import checklist
-from tests.api.conftest import ROLES, World
+from tests.api.conftest import JPEG, ROLES, World
 from tests.tokens import bearer
 
 EVERYONE = ROLES
@@ -28,7 +28,7 @@ RECTIFIERS = ("admin", "enterprise")
 ADMIN = ("admin",)
 FUTURE = "2099-01-01T00:00:00Z"
 
-Body = Callable[[SimpleNamespace, SimpleNamespace], dict[str, Any]]
+Body = Callable[[SimpleNamespace, SimpleNamespace], dict[str, Any] | bytes]
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,11 @@ def _record(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
 
 def _failed_item(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
     return {"item": "safety_devices", "level": "major", "location": "1号塔吊"}
+
+
+def _photo(a: SimpleNamespace, b: SimpleNamespace) -> bytes:
+    """An upload's body: the file itself."""
+    return JPEG
 
 
 def _baseline() -> dict[str, Any]:
@@ -125,6 +130,11 @@ CASES: list[Case] = [
     Case("GET", "/inspections/{a.inspection}", READERS),
     Case("GET", "/inspections/{b.inspection}", READERS, tenant="B"),
     Case("GET", "/inspection-events", READERS),
+    Case("GET", "/evidence", READERS),
+    Case("GET", "/evidence/{a.evidence}", READERS),
+    Case("GET", "/evidence/{b.evidence}", READERS, tenant="B"),
+    Case("GET", "/evidence/{a.evidence}/content", READERS),
+    Case("GET", "/evidence/{b.evidence}/content", READERS, tenant="B"),
     Case("GET", "/rectifications", READERS),
     Case("GET", "/rectifications/{a.rectification_assigned}", READERS),
     Case("GET", "/rectifications/{b.rectification_assigned}", READERS, tenant="B"),
@@ -285,6 +295,20 @@ CASES: list[Case] = [
     Case(
         "POST", "/inspections/{b.inspection}/hazards", READERS, 201, tenant="B", body=_failed_item
     ),
+    # evidence: the file itself is the body
+    Case("POST", "/hazards/{a.hazard_registered}/evidence", READERS, 201, body=_photo),
+    Case("POST", "/hazards/{b.hazard_registered}/evidence", READERS, 201, tenant="B", body=_photo),
+    Case("POST", "/rectifications/{a.rectification_assigned}/evidence", READERS, 201, body=_photo),
+    Case(
+        "POST",
+        "/rectifications/{b.rectification_assigned}/evidence",
+        READERS,
+        201,
+        tenant="B",
+        body=_photo,
+    ),
+    Case("POST", "/inspections/{a.inspection}/evidence", READERS, 201, body=_photo),
+    Case("POST", "/inspections/{b.inspection}/evidence", READERS, 201, tenant="B", body=_photo),
     # admin-only resources
     Case(
         "POST",
@@ -360,7 +384,12 @@ def test_role_route_status_table(world: World, role: str) -> None:
         for case in CASES:
             path = case.path.format(a=a, b=b, x=x)
             body = case.body(a, b) if case.body else None
-            response = http.request(case.method, path, json=body)
+            if isinstance(body, bytes):
+                response = http.request(
+                    case.method, path, content=body, headers={"content-type": "image/jpeg"}
+                )
+            else:
+                response = http.request(case.method, path, json=body)
             want = expected(case, role)
             if response.status_code != want:
                 mismatches.append(
