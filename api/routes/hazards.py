@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 from psycopg import AsyncConnection
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from api import exports
 from api.deps import BodyId32, BodyId64, ConnDep, Id64, QueryId32
 from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.resources import (
@@ -39,6 +41,7 @@ from registry import (
     HazardStore,
     NewHazard,
     lifecycle,
+    lists,
 )
 from registry.inspections import ITEM_CODE
 
@@ -293,6 +296,68 @@ async def list_hazards(
     )
     rows, count = await fetch_page(conn, HAZARDS, who, page, filters)
     return HazardsPublic(data=[HazardPublic.model_validate(r) for r in rows], count=count)
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses=exports.RESPONSES,
+    summary="导出动态隐患清单 / the hazard list as CSV or XLSX",
+)
+async def export_hazards(
+    conn: ConnDep,
+    who: ReaderDep,
+    filters: Annotated[lists.ListFilters, Depends(exports.list_filters)],
+    format: exports.FormatQuery = "xlsx",
+) -> StreamingResponse:
+    """The dynamic hazard list (动态隐患清单) of the caller's scope, filtered as the list is,
+    ordered by when each hazard was found; at most 10 000 rows (422: narrow the filters)."""
+    return await exports.export(conn, who, lists.HAZARD_LIST, filters, format)
+
+
+@router.get(
+    "/supervised",
+    response_model=HazardsPublic,
+    summary="挂牌督办隐患 / hazards under listed supervision, by due date",
+)
+async def list_supervised(
+    conn: ConnDep,
+    who: ReaderDep,
+    page: Annotated[Page, paging(HAZARDS)],
+    region: RegionQuery = None,
+    state: HazardState | None = None,
+    open_only: Annotated[bool, Query(description="仅未销号 / only those not closed out")] = False,
+) -> HazardsPublic:
+    """The hazards under listed supervision (挂牌督办) in the caller's scope, soonest due first
+    (the notice's order; `sort` is ignored)."""
+    filters = (
+        Filters()
+        .add("h.listed_supervision")
+        .add("s.region_code LIKE %(region)s || '%%'", region=region)
+        .add("h.state = %(state)s", state=state)
+    )
+    if open_only:
+        filters.add("h.state <> 'closed'")
+    by_due = Page(page.limit, page.offset, "supervision_due")
+    rows, count = await fetch_page(conn, HAZARDS, who, by_due, filters)
+    return HazardsPublic(data=[HazardPublic.model_validate(r) for r in rows], count=count)
+
+
+@router.get(
+    "/supervised/export",
+    response_class=StreamingResponse,
+    responses=exports.RESPONSES,
+    summary="挂牌督办公告 / the notice of listed supervision as CSV or XLSX",
+)
+async def export_supervised(
+    conn: ConnDep,
+    who: ReaderDep,
+    filters: Annotated[lists.ListFilters, Depends(exports.list_filters)],
+    format: exports.FormatQuery = "xlsx",
+) -> StreamingResponse:
+    """The hazards under listed supervision as a notice (公告): authority, level, due date and
+    where each stands, soonest due first."""
+    return await exports.export(conn, who, lists.SUPERVISION_LIST, filters, format)
 
 
 @router.get("/{hazard_id}", response_model=HazardPublic, summary="隐患详情 / one hazard")

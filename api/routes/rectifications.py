@@ -12,13 +12,16 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel
 
+from api import exports
 from api.deps import ConnDep, Id64, QueryId32, QueryId64
 from api.query import Filters, Page, fetch_one, fetch_page, paging
 from api.resources import HAZARD_KINDS_PATTERN, RECTIFICATIONS, list_filters
 from api.security import ReaderDep
 from hazmon.vocabulary import HazardLevel, HazardSource, HazardState
+from registry import lists
 
 router = APIRouter(prefix="/rectifications", tags=["rectifications"])
 
@@ -124,6 +127,23 @@ async def list_rectifications(
     return RectificationsPublic(
         data=[RectificationPublic.model_validate(r) for r in rows], count=count
     )
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses=exports.RESPONSES,
+    summary="导出整改措施清单 / the rectification list as CSV or XLSX",
+)
+async def export_rectifications(
+    conn: ConnDep,
+    who: ReaderDep,
+    filters: Annotated[lists.ListFilters, Depends(exports.list_filters)],
+    format: exports.FormatQuery = "xlsx",
+) -> StreamingResponse:
+    """The rectification-measures list (整改措施清单) of the caller's scope, one row per round,
+    ordered by assignment; the period is of the assignment; at most 10 000 rows."""
+    return await exports.export(conn, who, lists.RECTIFICATION_LIST, filters, format)
 
 
 @router.get("/{rectification_id}", response_model=RectificationPublic, summary="整改 / one round")
