@@ -26,6 +26,7 @@ from typing import IO, Any, Literal, LiteralString
 
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
@@ -301,11 +302,21 @@ async def fetch_list(
     return rows
 
 
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""How a text that a spreadsheet would run as a formula begins (OWASP, CSV injection)."""
+
+
 def _cell(value: Value) -> Value:
     if isinstance(value, datetime):
         return value.astimezone(CHINA).replace(tzinfo=None)
     if isinstance(value, Decimal):
         return float(value)
+    if isinstance(value, str):
+        # text from the public (a reported hazard's title) is never a formula, and XML 1.0
+        # has no control characters: a spreadsheet must open whatever was typed
+        value = ILLEGAL_CHARACTERS_RE.sub("\ufffd", value)
+        if value.startswith(_FORMULA_START):
+            value = "'" + value
     return value
 
 
@@ -358,6 +369,8 @@ def write_xlsx(spec: ListSpec, rows: Sequence[Mapping[str, Any]], out: IO[bytes]
             cell = WriteOnlyCell(sheet, value=value)
             if isinstance(value, datetime):
                 cell.number_format = "yyyy-mm-dd hh:mm"
+            elif isinstance(value, str):
+                cell.data_type = "s"  # openpyxl would take a text starting with '=' as a formula
             cells.append(cell)
         sheet.append(cells)
     book.save(out)

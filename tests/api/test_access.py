@@ -27,6 +27,7 @@ EDITORS = ("admin", "regulator")
 RECTIFIERS = ("admin", "enterprise")
 ADMIN = ("admin",)
 FUTURE = "2099-01-01T00:00:00Z"
+PERIOD = {"start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
 
 Body = Callable[[SimpleNamespace, SimpleNamespace], dict[str, Any] | bytes]
 
@@ -41,6 +42,7 @@ class Case:
     status: int = 200
     tenant: str = "A"
     body: Body | None = field(default=None, repr=False)
+    query: dict[str, str] | None = None
 
 
 def _note(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
@@ -144,6 +146,7 @@ CASES: list[Case] = [
     Case("GET", "/rectifications/{b.rectification_assigned}", READERS, tenant="B"),
     Case("GET", "/statistics", READERS),
     Case("GET", "/statistics/regions", READERS),
+    Case("GET", "/statistics/period", READERS, query=PERIOD),
     Case("GET", "/webhooks", ADMIN),
     Case("GET", "/webhooks/{x.webhook}", ADMIN),
     Case("GET", "/dead-letters", ADMIN),
@@ -390,10 +393,14 @@ def test_role_route_status_table(world: World, role: str) -> None:
             body = case.body(a, b) if case.body else None
             if isinstance(body, bytes):
                 response = http.request(
-                    case.method, path, content=body, headers={"content-type": "image/jpeg"}
+                    case.method,
+                    path,
+                    content=body,
+                    headers={"content-type": "image/jpeg"},
+                    params=case.query,
                 )
             else:
-                response = http.request(case.method, path, json=body)
+                response = http.request(case.method, path, json=body, params=case.query)
             want = expected(case, role)
             if response.status_code != want:
                 mismatches.append(

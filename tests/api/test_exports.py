@@ -185,3 +185,23 @@ def test_the_cli_exports_the_same_lists(world: World, tmp_path: Path) -> None:
         == 0
     )
     assert "A registered" in notice.read_text(encoding="utf-8-sig")
+
+
+def test_a_typed_formula_or_control_character_stays_text(world: World) -> None:
+    title = '=HYPERLINK("http://evil.example","点击")\x07'
+    with _client(world, "enterprise") as enterprise:
+        made = enterprise.post(
+            "/hazards", json={"site_id": world.ids["A"]["site"], "title": title, "level": "general"}
+        )
+        assert made.status_code == 201, made.text
+        xlsx = enterprise.get("/hazards/export")
+        assert xlsx.status_code == 200, xlsx.text
+        text = enterprise.get("/hazards/export", params={"format": "csv"}).content.decode(
+            "utf-8-sig"
+        )
+    book = openpyxl.load_workbook(io.BytesIO(xlsx.content))
+    cells = [row[1] for row in book.worksheets[0].iter_rows(min_row=2)]
+    (cell,) = [c for c in cells if "HYPERLINK" in str(c.value)]
+    assert cell.data_type == "s"
+    assert cell.value == "'" + title[:-1] + "\ufffd"
+    assert "'=HYPERLINK" in text

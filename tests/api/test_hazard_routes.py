@@ -246,3 +246,20 @@ def test_lists_filter_by_region_kind_source_and_period(world: World) -> None:
         assert admin.get("/hazards", params={"start": "2000-01-01"}).status_code == 422
         rounds = admin.get("/rectifications", params={"region": "44", "outcome": "open"})
         assert {r["site_code"] for r in rounds.json()["data"]} == {"B"}
+
+
+def test_period_statistics_are_scoped_to_the_caller(world: World) -> None:
+    now = datetime.now(UTC)
+    period = {
+        "start": (now - timedelta(days=30)).isoformat(),
+        "end": (now + timedelta(days=1)).isoformat(),
+    }
+    with client(world, "admin") as admin, client(world, "enterprise") as enterprise:
+        everything = admin.get("/statistics/period", params={**period, "by": "province"}).json()
+        assert [g["key"] for g in everything["groups"]] == ["42", "44"]
+        mine = enterprise.get("/statistics/period", params=period).json()
+        assert [g["key"] for g in mine["groups"]] == ["A"]
+        assert mine["total"]["hazards"]["opened"] == everything["groups"][0]["hazards"]["opened"]
+        assert mine["groups"][0]["missed_inspections"] == 1
+        backwards = {"start": period["end"], "end": period["start"]}
+        assert admin.get("/statistics/period", params=backwards).status_code == 422
