@@ -43,7 +43,7 @@ from api.routes import (
 )
 from hazmon import __version__
 from hazmon.db import async_pool
-from hazmon.settings import Settings
+from hazmon.settings import ApiSettings, Settings
 
 READY_TIMEOUT_S = 2.0
 API_ERRORS = problems.problem_responses(400, 401, 403, 404, 409, 413, 422, 500, 503)
@@ -85,7 +85,7 @@ async def _database_ready(app: FastAPI) -> bool:
     return True
 
 
-async def _broker_ready(settings: Settings) -> bool:
+async def _broker_ready(settings: ApiSettings) -> bool:
     endpoint = settings.mqtt
     try:
         _, writer = await asyncio.wait_for(
@@ -99,15 +99,15 @@ async def _broker_ready(settings: Settings) -> bool:
     return True
 
 
-def create_app(settings: Settings | None = None, registry: CollectorRegistry = REGISTRY) -> FastAPI:
+def create_app(
+    settings: ApiSettings | None = None, registry: CollectorRegistry = REGISTRY
+) -> FastAPI:
     """Build the application; the pool opens in the lifespan, never at import."""
-    settings = settings or Settings()
+    settings = settings or Settings().api
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = async_pool(
-            settings.database_url, statement_timeout_s=settings.api_statement_timeout_s
-        )
+        pool = async_pool(settings.database_url, statement_timeout_s=settings.statement_timeout_s)
         await pool.open(wait=True, timeout=30)
         app.state.pool = pool
         try:
@@ -153,7 +153,7 @@ def create_app(settings: Settings | None = None, registry: CollectorRegistry = R
         app.include_router(router, responses=API_ERRORS)
     app.add_middleware(
         BodyLimit,
-        max_bytes=settings.api_max_body_bytes,
+        max_bytes=settings.max_body_bytes,
         larger=((evidence.UPLOAD_PATH, settings.evidence_max_bytes),),
     )
     app.add_middleware(Observe, metrics=ApiMetrics.create(registry))

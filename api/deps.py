@@ -28,7 +28,7 @@ from psycopg.rows import dict_row
 from pydantic import AfterValidator, BeforeValidator, Field, Strict
 from pydantic_core import PydanticCustomError
 
-from hazmon.settings import Settings
+from hazmon.settings import ApiSettings
 
 SERIAL_MAX = 2_147_483_647
 """The largest value of a `serial` (int4) column."""
@@ -155,10 +155,10 @@ def client(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def get_settings(request: Request) -> Settings:
-    """The application's settings."""
-    settings: Settings = request.app.state.settings
+def get_settings(request: Request) -> ApiSettings:
+    """The API's settings."""
+    settings: ApiSettings = request.app.state.settings
     return settings
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[ApiSettings, Depends(get_settings)]

@@ -11,7 +11,11 @@ QoS 1 publisher of 50-reading crane payloads (tests/ingest/fixtures.py). Scenari
 - sustained: a fixed publish rate for a while; committed rate, backlog over time, no loss;
 - burst: a large stream at full speed into a running ingest; peak memory of ingest;
 - latency: publish of an over-limit reading → its alert committed (LISTEN/NOTIFY on a bench
-  trigger), under background load at a share of the maximum rate.
+  trigger), under background load at a share of the maximum rate;
+- memory: peak resident memory of ingest for a stream of 50-reading messages, of 1,000-reading
+  ones, of 1,000-reading ones padded to HAZMON_MAX_PAYLOAD_BYTES, and for a hundred 10 MB
+  payloads (refused by ingest: published to a broker without hazmon's packet size limit, which
+  would refuse them itself), each published at full speed into a running ingest.
 
 Run from the repository root: `.venv/bin/python bench/ingest_bench.py all --runs 3`.
 """
@@ -29,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -431,6 +435,76 @@ def burst(bench: Bench, readings: int) -> dict[str, float]:
     }
 
 
+MEMORY_CASES = ("messages_50", "messages_1000", "padded_256k", "refused_10mb")
+HUGE_BYTES = 10 * 1024 * 1024
+NO_PACKET_LIMIT = "max_packet_size 268435455"  # MQTT's own maximum: lifts hazmon.conf's limit
+
+
+def memory(bench: Bench, case: str, readings: int, **overrides: Any) -> dict[str, float]:
+    """Peak resident memory of ingest (VmHWM, MB) while it takes one of `MEMORY_CASES`."""
+    if case == "refused_10mb":
+        with PrivateMosquitto(extra=NO_PACKET_LIMIT) as broker:
+            return _memory(replace(bench, broker=broker), case, readings, **overrides)
+    return _memory(bench, case, readings, **overrides)
+
+
+def _memory(bench: Bench, case: str, readings: int, **overrides: Any) -> dict[str, float]:
+    bench.reset()
+    settings = bench.settings(**overrides)
+    root = settings.topic_root
+    publisher: CPublisher | Publisher
+    if case == "messages_50":
+        stream = bench.stream(settings, max(1, readings // (DEVICES * 50)))
+    elif case in ("messages_1000", "padded_256k"):
+        pad = settings.max_payload_bytes if case == "padded_256k" else 0
+        per_device = max(1, readings // (DEVICES * 1000))
+        stream = Stream.cranes(root, [SITE], DEVICES, per_device, entries=100, pad_to_bytes=pad)
+    else:  # a hundred 50-reading payloads padded to 10 MB: each refused as payload_too_large
+        stream = Stream.cranes(root, [SITE], 100, 1, pad_to_bytes=HUGE_BYTES)
+    with bench.ingest(settings, f"memory-{case}") as ingest:
+        started = time.perf_counter()
+        if case == "refused_10mb":
+            publisher = Publisher(settings.mqtt_url, stream)
+        else:
+            publisher = CPublisher(settings.mqtt_url, stream)
+        with publisher:
+            assert publisher.wait_acked(600)
+        if case == "refused_10mb":
+            assert wait_until_value(lambda: _dead_letters(bench.db_url), stream.messages, 300)
+            stored = 0
+        else:
+            bench.wait_stored(stream.readings)
+            stored = stream.readings
+        elapsed = time.perf_counter() - started
+        peak = peak_rss_mb(ingest.pid)
+    if stored:
+        assert stored_checksum(bench.db_url) == stream_checksum(stream, bench.series)
+    payload_kb = max(len(p) for _, p in itertools.islice(stream.payloads(), 1)) / 1024
+    return {
+        "messages": float(stream.messages),
+        "payload_kb": payload_kb,
+        "readings_stored": float(stored),
+        "seconds": elapsed,
+        "peak_rss_mb": peak,
+    }
+
+
+def _dead_letters(db_url: str) -> int:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT count(*) FROM dead_letters").fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_until_value(read: Callable[[], int], target: int, timeout_s: float) -> bool:
+    """Wait until `read()` reaches `target`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if read() >= target:
+            return True
+        time.sleep(0.2)
+    return read() >= target
+
+
 def latency(bench: Bench, readings_s: float, duration_s: float) -> dict[str, float]:
     """Publish → alert committed for over-limit probes under background load: p50, p99 ms."""
     bench.reset()
@@ -539,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios",
         nargs="*",
         default=["ceilings", "drain", "sustained", "latency"],
-        choices=["ceilings", "drain", "sustained", "burst", "latency"],
+        choices=["ceilings", "drain", "sustained", "burst", "latency", "memory"],
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per scenario (median)")
     parser.add_argument("--copy-rows", type=int, default=1_000_000)
@@ -554,10 +628,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--batch-readings", type=int, help="HAZMON_BATCH_MAX_READINGS for ingest (default: its own)"
     )
+    parser.add_argument("--memory-readings", type=int, default=3_000_000)
+    parser.add_argument(
+        "--memory-cases", nargs="*", default=list(MEMORY_CASES), choices=MEMORY_CASES
+    )
+    parser.add_argument(
+        "--pending-bytes", type=int, help="HAZMON_MAX_PENDING_BYTES for ingest (default: its own)"
+    )
     args = parser.parse_args(argv)
     ingest_settings = {}
     if args.batch_readings:
         ingest_settings["batch_max_readings"] = args.batch_readings
+    if args.pending_bytes:
+        ingest_settings["max_pending_bytes"] = args.pending_bytes
     print("command:", " ".join(["bench/ingest_bench.py", *(argv or sys.argv[1:])]), flush=True)
     results: dict[str, dict[str, float]] = {}
     with bench_environment(ingest_settings) as bench:
@@ -585,6 +668,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "burst" in args.scenarios:
             results["burst"] = _measure("burst", 1, lambda: burst(bench, args.burst_readings))
+        if "memory" in args.scenarios:
+            for case in args.memory_cases:
+                results[f"memory_{case}"] = _measure(
+                    f"memory {case}",
+                    args.runs,
+                    lambda case=case: memory(bench, case, args.memory_readings),
+                )
         if "latency" in args.scenarios:
             maximum = results.get("drain", {}).get("readings_s", args.rate)
             results["latency"] = _measure(

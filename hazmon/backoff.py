@@ -30,3 +30,18 @@ class Backoff:
     def reset(self) -> None:
         """Start again from the initial delay (after a success)."""
         self.attempt = 0
+
+
+@dataclass(slots=True)
+class BrokerBackoff(Backoff):
+    """Delays while the MQTT broker is unreachable: a quick poll, capped at a quarter second.
+
+    After a broker restart, ingest must re-subscribe before the gateways publish: a Mosquitto
+    killed with SIGKILL may restore a snapshot without ingest's session, and whatever gateways
+    publish before ingest subscribes again has no subscriber (docs/scaling.md). Gateway clients
+    wait a second or more before reconnecting (paho's default is 1 s, doubling to 2 min), so
+    ingest polls faster than that; a refused TCP connect costs the broker machine nothing.
+    """
+
+    initial_s: float = 0.05
+    max_s: float = 0.25

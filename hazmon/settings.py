@@ -1,10 +1,14 @@
-"""Settings of every hazmon service, read once from `HAZMON_*` environment variables."""
+"""Settings of every hazmon service, read once from `HAZMON_*` environment variables.
+
+`Settings` is the environment's contract (one flat set of `HAZMON_*` names, documented in
+docs/architecture.md); each service takes its own section (`settings.ingest`, `settings.api`,
+`settings.notify`): a frozen value holding just what that service reads.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, field_validator
@@ -36,12 +40,57 @@ class MqttEndpoint:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class IngestSettings:
+    """What an ingest worker reads (`HAZMON_*` names in docs/architecture.md, Settings)."""
+
+    database_url: str
+    mqtt: MqttEndpoint
+    topic_root: str
+    mqtt_client_id: str
+    mqtt_session_expiry_s: int
+    mqtt_keepalive_s: int
+    batch_max_readings: int
+    batch_max_wait_ms: int
+    max_pending_messages: int
+    max_pending_bytes: int
+    max_payload_bytes: int
+    max_readings_per_payload: int
+    max_reading_age_s: int
+    max_future_skew_s: int
+    registry_refresh_s: float
+    partition_sites: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """What the HTTP API reads."""
+
+    database_url: str
+    mqtt: MqttEndpoint
+    """Only for /readyz, which checks the broker answers."""
+    host: str
+    port: int
+    max_body_bytes: int
+    statement_timeout_s: float
+    evidence_dir: Path
+    """Where evidence files are stored, content-addressed."""
+    evidence_max_bytes: int
+    """The largest evidence upload (the body limit of the upload routes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """What the notifier reads."""
+
+    database_url: str
+
+
 class Settings(BaseSettings):
     """All settings, with working defaults for the local services (scripts/services.sh)."""
 
     model_config = SettingsConfigDict(env_prefix="HAZMON_", extra="ignore")
 
-    environment: Literal["development", "production"] = "development"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/hazmon"
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     topic_root: str = Field(
@@ -56,6 +105,12 @@ class Settings(BaseSettings):
     batch_max_readings: int = Field(default=5000, ge=1)
     batch_max_wait_ms: int = Field(default=100, ge=1)
     max_pending_messages: int = Field(default=2000, ge=1, le=65535)
+    max_pending_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="payload bytes ingest holds unacknowledged at most (one larger message "
+        "passes alone); with max_pending_messages, what bounds ingest's memory",
+    )
     max_payload_bytes: int = Field(default=256 * 1024, ge=64)
     max_readings_per_payload: int = Field(default=1000, ge=1)
     max_reading_age_s: int = Field(default=30 * 24 * 3600, ge=1)
@@ -111,3 +166,44 @@ class Settings(BaseSettings):
     def partition_sites(self) -> frozenset[str]:
         """Site codes this worker owns; empty means every site."""
         return frozenset(code.strip() for code in self.site_partition.split(",") if code.strip())
+
+    @property
+    def ingest(self) -> IngestSettings:
+        """The ingest worker's section."""
+        return IngestSettings(
+            database_url=self.database_url,
+            mqtt=self.mqtt,
+            topic_root=self.topic_root,
+            mqtt_client_id=self.mqtt_client_id,
+            mqtt_session_expiry_s=self.mqtt_session_expiry_s,
+            mqtt_keepalive_s=self.mqtt_keepalive_s,
+            batch_max_readings=self.batch_max_readings,
+            batch_max_wait_ms=self.batch_max_wait_ms,
+            max_pending_messages=self.max_pending_messages,
+            max_pending_bytes=self.max_pending_bytes,
+            max_payload_bytes=self.max_payload_bytes,
+            max_readings_per_payload=self.max_readings_per_payload,
+            max_reading_age_s=self.max_reading_age_s,
+            max_future_skew_s=self.max_future_skew_s,
+            registry_refresh_s=self.registry_refresh_s,
+            partition_sites=self.partition_sites,
+        )
+
+    @property
+    def api(self) -> ApiSettings:
+        """The HTTP API's section."""
+        return ApiSettings(
+            database_url=self.database_url,
+            mqtt=self.mqtt,
+            host=self.api_host,
+            port=self.api_port,
+            max_body_bytes=self.api_max_body_bytes,
+            statement_timeout_s=self.api_statement_timeout_s,
+            evidence_dir=self.evidence_dir,
+            evidence_max_bytes=self.evidence_max_bytes,
+        )
+
+    @property
+    def notify(self) -> NotifySettings:
+        """The notifier's section."""
+        return NotifySettings(database_url=self.database_url)

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from hazmon.wire import Reason, TopicAddress
 
 if TYPE_CHECKING:
-    from hazmon.settings import Settings
+    from hazmon.settings import IngestSettings
 
 
 MAX_NESTING_DEPTH = 8
@@ -53,7 +53,7 @@ class Limits:
     max_future_skew_s: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
+    def from_settings(cls, settings: IngestSettings) -> Limits:
         """The limits configured by `HAZMON_MAX_*`."""
         return cls(
             max_payload_bytes=settings.max_payload_bytes,

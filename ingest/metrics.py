@@ -25,6 +25,8 @@ class IngestMetrics:
     broker_reconnects: Counter
     db_failures: Counter
     pending_messages: Gauge
+    pending_bytes: Gauge
+    works_isolated: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry = REGISTRY) -> IngestMetrics:
@@ -96,6 +98,16 @@ class IngestMetrics:
             pending_messages=Gauge(
                 "hazmon_ingest_pending_messages",
                 "messages received but not yet acknowledged",
+                registry=registry,
+            ),
+            pending_bytes=Gauge(
+                "hazmon_ingest_pending_bytes",
+                "payload bytes of the messages received but not yet acknowledged",
+                registry=registry,
+            ),
+            works_isolated=Gauge(
+                "hazmon_ingest_works_isolated",
+                "works whose rules cannot be resolved: readings stored, not graded",
                 registry=registry,
             ),
         )

@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from hazmon.backoff import Backoff
 from hazmon.db import DatabaseError, connect
-from hazmon.settings import Settings
+from hazmon.settings import IngestSettings
 from hazmon.timeutil import now_us
 from hazmon.wire import Reason, parse_topic, subscription_filters
 from ingest import alerts, replay, store
@@ -177,7 +177,7 @@ def _log_last_resort(what: str, reason: Reason, m: Message, exc: Exception) -> N
     )
 
 
-def subscriptions(settings: Settings) -> list[str]:
+def subscriptions(settings: IngestSettings) -> list[str]:
     """Topic filters of this worker: every site, or only the sites of its partition."""
     return subscription_filters(settings.topic_root, settings.partition_sites)
 
@@ -187,7 +187,7 @@ class IngestService:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: IngestSettings,
         metrics: IngestMetrics,
         *,
         backoff: Backoff | None = None,
@@ -203,9 +203,12 @@ class IngestService:
             max_pending=settings.max_pending_messages,
             session_expiry_s=settings.mqtt_session_expiry_s,
             keepalive_s=settings.mqtt_keepalive_s,
+            max_pending_bytes=settings.max_pending_bytes,
+            max_payload_bytes=settings.max_payload_bytes,
         )
         # Read at scrape time, so it is right while the writer is stuck on a slow database.
         metrics.pending_messages.set_function(lambda: self.source.pending)
+        metrics.pending_bytes.set_function(lambda: self.source.pending_bytes)
         self._conn: psycopg.Connection[Any] | None = None
         self._lookup = SeriesLookup.empty()
         self._engine: Engine | None = None
@@ -365,9 +368,11 @@ class IngestService:
         root = self.settings.topic_root
         address = parse_topic(m.topic, root)
         if address is not None and address.channel == "telemetry":
-            return decode_telemetry(address, m.payload, m.received_us, self._limits, self._lookup)
+            return m.too_large or decode_telemetry(
+                address, m.payload, m.received_us, self._limits, self._lookup
+            )
         if address is not None and address.channel == "status":
-            return parse_status(address, m.payload, m.received_us, self._limits)
+            return m.too_large or parse_status(address, m.payload, m.received_us, self._limits)
         return Rejection(Reason.BAD_TOPIC, f"expected {root}/<site>/<device>/telemetry")
 
     def _commit_until_done(self, batch: _Batch, stop: threading.Event) -> None:
@@ -583,6 +588,7 @@ class IngestService:
         partition = self.settings.partition_sites
         self._lookup = load_lookup(conn, partition)
         self._engine = alerts.load_engine(conn, partition or None, previous=previous)
+        self.metrics.works_isolated.set(len(self._engine.isolated))
         conn.commit()
         self._engine_ahead = False
         self._registry_version = version

@@ -208,7 +208,10 @@ def insert_dead_letters(conn: psycopg.Connection[Any], letters: Sequence[DeadLet
                WHERE NOT %(redelivered)s OR NOT EXISTS (
                    SELECT 1 FROM dead_letters
                    WHERE topic = %(topic)s AND md5(payload) = md5(%(payload)s)
-                     AND payload = %(payload)s)""",
+                     AND payload = %(payload)s
+                     -- a payload kept as its prefix is told apart by the size and hash in
+                     -- its detail
+                     AND (reason <> 'payload_too_large' OR detail = %(detail)s))""",
             [
                 {
                     "at": to_datetime(d.received_us),

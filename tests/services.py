@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry
@@ -20,7 +21,7 @@ from tests.conftest import ThreadRunner, free_port, wait_until
 @contextmanager
 def running_ingest(settings: Settings) -> Iterator[IngestService]:
     """An ingest worker with a fresh metrics registry, subscribed before this yields."""
-    service = IngestService(settings, IngestMetrics.create(CollectorRegistry()))
+    service = IngestService(settings.ingest, IngestMetrics.create(CollectorRegistry()))
     with ThreadRunner(service.run, "ingest"):
         assert service.ready.wait(30), "ingest did not start"
         assert service.source.connected.wait(10), "ingest did not connect to the broker"
@@ -32,7 +33,7 @@ def running_api(settings: Settings) -> Iterator[str]:
     """The API served by uvicorn on a free port; yields its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, CollectorRegistry()), host="127.0.0.1", port=port, log_config=None
+        create_app(settings.api, CollectorRegistry()), host="127.0.0.1", port=port, log_config=None
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="api", daemon=True)
@@ -67,3 +68,20 @@ def mosquitto_pub(settings: Settings, topic: str, payload: bytes, tmp_path: Path
         check=True,
         timeout=10,
     )
+
+
+def replay(db_url: str, reason: str | None = None, timeout_s: float = 30) -> Any:
+    """Ask the running ingest worker for a dead-letter replay and wait for its result
+    (`registry.dead_letters`, as the API and the CLI do)."""
+    import asyncio
+
+    import psycopg
+
+    from registry import dead_letters
+
+    async def ask() -> dead_letters.ReplayResult:
+        async with await psycopg.AsyncConnection.connect(db_url) as conn:
+            request_id = await dead_letters.request_replay(conn, "test", reason)
+            return await dead_letters.wait_for_replay(conn, request_id, timeout_s)
+
+    return asyncio.run(ask())

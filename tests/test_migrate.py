@@ -75,3 +75,17 @@ def test_a_status_stored_in_the_future_no_longer_pins_its_device(db_url: str) ->
             "SELECT device_id, online, changed_at <= now() FROM device_status ORDER BY 1"
         ).fetchall()
     assert rows == [(1, False, True), (2, True, True)]
+
+
+LEGACY_NAMES = {"0001_schema", "0003_api", "0004_ingest", "0004_ingest_dead_letter_redelivery"}
+"""Applied before the numbering was checked, and kept as they are named: `schema_migrations`
+records file names, so renaming one would apply it a second time on every existing database."""
+
+
+def test_new_migrations_are_numbered_without_gaps_or_duplicates() -> None:
+    versions = [m.version for m in available_migrations() if not m.needs_tsl]
+    assert set(versions) >= LEGACY_NAMES
+    numbers = [int(v.split("_", 1)[0]) for v in versions if v not in LEGACY_NAMES]
+    assert numbers == list(range(5, 5 + len(numbers))), numbers
+    tsl = [int(m.version.split("_", 1)[0]) for m in available_migrations() if m.needs_tsl]
+    assert tsl == list(range(1000, 1000 + len(tsl))), "TSL-only files count from 1000"

@@ -126,9 +126,7 @@ async def replay(
     it graded); 503 if none finishes within the statement timeout (the request stays queued)."""
     request_id = await dead_letters.request_replay(conn, who.actor, body.reason)
     try:
-        result = await dead_letters.wait_for_replay(
-            conn, request_id, settings.api_statement_timeout_s
-        )
+        result = await dead_letters.wait_for_replay(conn, request_id, settings.statement_timeout_s)
     except dead_letters.ReplayError as exc:
         raise HTTPException(503, str(exc)) from None
     return ReplayPublic(

@@ -27,7 +27,7 @@ from api.query import Filters, Page, Resource, fetch_one, fetch_page, paging
 from api.resources import HAZARDS, INSPECTIONS, RECTIFICATIONS
 from api.security import ReaderDep
 from hazmon.auth import Principal
-from hazmon.settings import Settings
+from hazmon.settings import ApiSettings
 from registry import evidence as files
 from registry.lifecycle import Actor
 
@@ -86,7 +86,7 @@ class EvidenceListPublic(BaseModel):
     count: int
 
 
-def _files(settings: Settings) -> files.EvidenceFiles:
+def _files(settings: ApiSettings) -> files.EvidenceFiles:
     return files.EvidenceFiles(settings.evidence_dir, settings.evidence_max_bytes)
 
 
@@ -94,7 +94,7 @@ async def _upload(
     conn: AsyncConnection[dict[str, Any]],
     request: Request,
     who: Principal,
-    settings: Settings,
+    settings: ApiSettings,
     *,
     site_id: int,
     filename: str,

@@ -18,7 +18,7 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
     serve_metrics(settings, args)
     stop = stop_on_signals()
-    IngestService(settings, IngestMetrics.create()).run(stop)
+    IngestService(settings.ingest, IngestMetrics.create()).run(stop)
     return 0
 
 
@@ -29,7 +29,7 @@ def cmd_api(settings: Settings, args: argparse.Namespace) -> int:
     from api import create_app
 
     uvicorn.run(
-        create_app(settings),
+        create_app(settings.api),
         host=args.host or settings.api_host,
         port=args.port or settings.api_port,
         log_config=None,
@@ -43,7 +43,7 @@ def cmd_notify(settings: Settings, args: argparse.Namespace) -> int:
     from notify import Notifier
 
     serve_metrics(settings, args)
-    Notifier(settings.database_url).run(stop_on_signals())
+    Notifier(settings.notify.database_url).run(stop_on_signals())
     return 0
 
 

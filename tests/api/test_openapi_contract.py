@@ -20,7 +20,7 @@ SNAPSHOT = Path(__file__).with_name("openapi.json")
 
 def live_document() -> str:
     """The OpenAPI document of the app as served, in the snapshot's stable formatting."""
-    spec = create_app(Settings(), CollectorRegistry()).openapi()
+    spec = create_app(Settings().api, CollectorRegistry()).openapi()
     return json.dumps(spec, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 

@@ -453,7 +453,7 @@ def _id_shape(spec: Spec, schema: Schema) -> list[Schema]:
 
 
 def test_every_string_input_is_bounded_and_ids_stay_integers() -> None:
-    spec = create_app(Settings()).openapi()
+    spec = create_app(Settings().api).openapi()
     unbounded, loose_ids = [], []
     for method, template, operation in _operations(spec):
         inputs = [(f"{p['in']} {p['name']}", p["schema"]) for p in operation.get("parameters", [])]

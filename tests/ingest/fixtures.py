@@ -99,21 +99,68 @@ class _Server:
         self.start()
 
 
-class PrivateMosquitto(_Server):
-    """A Mosquitto of this test's own with hazmon's broker limits and persistence in a temp dir."""
+HAZMON_CONF = Path(
+    os.environ.get("HAZMON_TEST_BROKER_CONF", REPO / "deploy" / "mosquitto" / "hazmon.conf")
+)
+"""hazmon's broker settings; HAZMON_TEST_BROKER_CONF names another file, e.g. an older version
+of it, to show that a test fails without a change (`git show REV:deploy/mosquitto/hazmon.conf`)."""
 
-    def __init__(self) -> None:
+
+def autosave_period_s(conf: str) -> int:
+    """The longest time, s, between two snapshots Mosquitto 2.0.11 writes under `conf`.
+
+    It saves once `last save + autosave_interval < now` in whole seconds: up to one second
+    after the interval. Default interval 1800 s; `autosave_on_changes` is not handled here.
+    """
+    settings = dict(
+        line.split(None, 1) for line in conf.splitlines() if line.strip() and line[0] != "#"
+    )
+    assert settings.get("autosave_on_changes", "false").strip() == "false"
+    return int(settings.get("autosave_interval", "1800")) + 1
+
+
+class PrivateMosquitto(_Server):
+    """A Mosquitto of this test's own with hazmon's broker limits and persistence in a temp dir.
+
+    `limits` replaces the text of deploy/mosquitto/hazmon.conf (e.g. an older version of it, to
+    show a test fails without a change); `extra` lines are appended after it and override it.
+    """
+
+    def __init__(self, *, limits: str | None = None, extra: str = "") -> None:
         super().__init__()
         self._process: subprocess.Popen[bytes] | None = None
-        limits = (REPO / "deploy" / "mosquitto" / "hazmon.conf").read_text(encoding="utf-8")
+        if limits is None:
+            limits = HAZMON_CONF.read_text(encoding="utf-8")
         config = self._tmp / "mosquitto.conf"
         config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
             f"persistence true\npersistence_location {self._tmp}/\n"
-            f"log_dest file {self._tmp}/mosquitto.log\nuser root\n{limits}",
+            f"log_dest file {self.log_path}\nuser root\n{limits}\n{extra}\n",
             encoding="utf-8",
         )
         self._config = config
+
+    @property
+    def log_path(self) -> Path:
+        """Mosquitto's log file."""
+        return self._tmp / "mosquitto.log"
+
+    @property
+    def persistence_path(self) -> Path:
+        """The snapshot Mosquitto restores from on start (written on every save)."""
+        return self._tmp / "mosquitto.db"
+
+    @property
+    def pid(self) -> int:
+        """The process id of the running broker."""
+        assert self._process is not None, "broker not running"
+        return self._process.pid
+
+    def saves(self) -> int:
+        """How many times this broker has written its snapshot so far (from its log)."""
+        if not self.log_path.exists():
+            return 0
+        return self.log_path.read_bytes().count(b"Saving in-memory database")
 
     @property
     def url(self) -> str:
@@ -215,6 +262,8 @@ class Stream:
     base_ms: int
     entries: int = _ENTRIES
     step_ms: int = _STEP_MS
+    pad_to_bytes: int = 0
+    """Pad each payload with JSON whitespace to this size (0: no padding)."""
 
     @classmethod
     def cranes(
@@ -225,14 +274,19 @@ class Stream:
         messages_per_device: int,
         *,
         age_s: float | None = None,
+        entries: int = _ENTRIES,
+        pad_to_bytes: int = 0,
     ) -> Stream:
         """The stream of the devices `crane_inventory(sites, devices_per_site)` registers,
-        1 s apart (5 s of each device's readings per payload), starting `age_s` ago; by default
-        so long ago that its last reading is a minute old (none may lie in the future)."""
+        1 s apart (`entries` s of each device's readings per payload, 10 readings each),
+        starting `age_s` ago; by default so long ago that its last reading is a minute old (none
+        may lie in the future). `pad_to_bytes` pads every payload with whitespace."""
         devices = tuple((site, _device_code(n)) for site in sites for n in range(devices_per_site))
-        span_s = messages_per_device * _ENTRIES * _STEP_MS / 1000
+        span_s = messages_per_device * entries * _STEP_MS / 1000
         base_ms = int((time.time() - (age_s if age_s is not None else span_s + 60)) * 1000)
-        return cls(topic_root, devices, messages_per_device, base_ms)
+        return cls(
+            topic_root, devices, messages_per_device, base_ms, entries, pad_to_bytes=pad_to_bytes
+        )
 
     @property
     def readings(self) -> int:
@@ -257,7 +311,10 @@ class Stream:
             t = k * self.entries + j
             ts = self.base_ms + t * self.step_ms
             entries.append(f'{{"ts":{ts},"values":{_VALUES_JSON[_phase(d, t)]}}}')
-        return ("[" + ",".join(entries) + "]").encode()
+        payload = ("[" + ",".join(entries) + "]").encode()
+        if len(payload) < self.pad_to_bytes:
+            payload += b" " * (self.pad_to_bytes - len(payload))
+        return payload
 
     def expected(
         self, series_ids: Mapping[tuple[str, str, str], int]
@@ -462,14 +519,19 @@ class IngestProcess:
         self._process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> IngestProcess:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.kill()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.kill()
 
-    def start(self) -> None:
-        """Start ingest and wait until it has subscribed (its session then queues at the broker)."""
+    def start(self, *, wait_subscribed_s: float = 30) -> None:
+        """Start ingest and wait until it has subscribed (its session then queues at the broker);
+        `wait_subscribed_s=0` returns at once."""
         offset = self._log_path.stat().st_size if self._log_path.exists() else 0
         with self._log_path.open("ab") as log:
             self._process = subprocess.Popen(
@@ -491,7 +553,10 @@ class IngestProcess:
             assert self._process.poll() is None, f"ingest exited: {self.log_tail()}"
             return b'"mqtt subscribed"' in self._log_path.read_bytes()[offset:]
 
-        assert wait_until(subscribed, 30), f"ingest did not subscribe: {self.log_tail()}"
+        if wait_subscribed_s:
+            assert wait_until(subscribed, wait_subscribed_s), (
+                f"ingest did not subscribe: {self.log_tail()}"
+            )
 
     def scrape(self) -> dict[str, float]:
         """Its metrics as {"sample_name{label=value}": value}, from the Prometheus endpoint.
@@ -578,3 +643,44 @@ def stored_count(db_url: str) -> int:
     with psycopg.connect(db_url) as conn:
         row = conn.execute("SELECT count(*) FROM readings").fetchone()
     return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    """Which messages of a stream the readings table lacks, in publish order (`Stream.payloads`).
+
+    `complete` is False if some message is stored only in part (a message is all or nothing);
+    `stored` is the digest of what is stored, `expected` that of the stream minus `lost`.
+    """
+
+    lost: tuple[int, ...]
+    complete: bool
+    stored: Digest
+    expected: Digest
+
+
+def stream_loss(
+    stream: Stream, series_ids: Mapping[tuple[str, str, str], int], db_url: str
+) -> Loss:
+    """Compare the readings table with `stream`, message by message."""
+    sid, t_us, value = stream.expected(series_ids)
+    n_t = stream.messages_per_device * stream.entries
+    n_devices = len(stream.devices)
+    # expected() lays rows out device by device, metric by metric, time step by time step.
+    device = np.repeat(np.arange(n_devices), len(CRANE_METRICS) * n_t)
+    step = np.tile(np.arange(n_t), n_devices * len(CRANE_METRICS))
+    index = (step // stream.entries) * n_devices + device  # publish order of the row's message
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT series_id, (extract(epoch FROM time) * 1000000)::bigint FROM readings"
+        ).fetchall()
+    stored_keys = np.array([s * 10**14 + t for s, t in rows], dtype=np.int64)
+    present = np.isin(sid * 10**14 + t_us, stored_keys)
+    per_message = np.bincount(index, weights=present, minlength=stream.messages)
+    size = len(CRANE_METRICS) * stream.entries
+    lost = tuple(int(n) for n in np.flatnonzero(per_message == 0))
+    complete = bool(np.all((per_message == 0) | (per_message == size)))
+    keep = ~np.isin(index, lost)
+    return Loss(
+        lost, complete, stored_digest(db_url), digest_of(sid[keep], t_us[keep], value[keep])
+    )

@@ -10,10 +10,9 @@ from pathlib import Path
 import psycopg
 
 from hazmon.settings import Settings
-from ingest.replay import replay_dead_letters
 from tests.conftest import wait_until
 from tests.inventories import crane_site, load
-from tests.services import mosquitto_pub, running_ingest
+from tests.services import mosquitto_pub, replay, running_ingest
 
 
 def test_a_reading_at_a_stored_time_with_another_value_is_kept_out_and_dead_lettered(
@@ -54,13 +53,15 @@ def test_a_reading_at_a_stored_time_with_another_value_is_kept_out_and_dead_lett
             for sample in family.samples
             if sample.name.endswith("_total")
         }
+        readings_before_replay = state()[0]
+        summary = replay(db_url)
     readings, letters = state()
+    assert readings == readings_before_replay
     assert readings == [(t1, 1.0), (t2, 3.0)], "a stored value was overwritten or lost"
     assert letters == [("duplicate_conflict", conflicting), ("duplicate_conflict", twice_in_one)]
     assert paths["staged"] >= 1, "the duplicates did not take the staged path"
 
     with psycopg.connect(db_url) as conn:
-        summary = replay_dead_letters(conn, settings)
         results = conn.execute(
             "SELECT replayed_at IS NULL, replay_result FROM dead_letters ORDER BY id"
         ).fetchall()

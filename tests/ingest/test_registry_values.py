@@ -86,6 +86,7 @@ def test_a_work_that_cannot_be_resolved_is_isolated_and_the_others_graded(
     with running_ingest(settings) as service:
         assert service._engine is not None
         assert len(service._engine.isolated) == 1
+        assert service.metrics.works_isolated._value.get() == 1
         _overload(settings, "S1", "TC1-M", tmp_path, now_ms)
         _overload(settings, "S2", "TC2-M", tmp_path, now_ms)
         assert wait_until(lambda: _stored(db_url, "S1") == 2 and _stored(db_url, "S2") == 2, 10)
@@ -111,6 +112,7 @@ def test_a_work_that_cannot_be_resolved_is_isolated_and_the_others_graded(
         assert wait_until(lambda: ("S2", "rules_unresolved", 2, "resolved") in _alerts(db_url), 5)
         assert service._engine is not None
         assert not service._engine.isolated
+        assert service.metrics.works_isolated._value.get() == 0
         _overload(settings, "S2", "TC2-M", tmp_path, now_ms + 1000)
         assert wait_until(lambda: ("S2", "moment_ratio", 4, "open") in _alerts(db_url), 5)
 
