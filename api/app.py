@@ -27,14 +27,18 @@ from api.routes import (
     baselines,
     dead_letters,
     devices,
+    evidence,
     hazards,
+    inspections,
     links,
+    rectifications,
     regions,
     series,
     sites,
     statistics,
     thresholds,
     tokens,
+    users,
     webhooks,
     works,
 )
@@ -53,10 +57,14 @@ TAGS = [
     {"name": "thresholds", "description": "阈值覆盖 / threshold overrides"},
     {"name": "alerts", "description": "报警 / alerts"},
     {"name": "hazards", "description": "隐患闭环 / hazard registry and its lifecycle"},
+    {"name": "rectifications", "description": "整改措施清单 / rounds of rectification"},
+    {"name": "inspections", "description": "隐患排查 / checklists, inspection plans and records"},
+    {"name": "evidence", "description": "佐证材料 / photos and PDFs of hazards and inspections"},
     {"name": "statistics", "description": "统计 / statistics"},
     {"name": "webhooks", "description": "推送订阅 / webhook subscriptions (admin)"},
     {"name": "links", "description": "通知链接 / signed links in notifications (no token)"},
     {"name": "dead letters", "description": "死信 / refused payloads (admin)"},
+    {"name": "users", "description": "用户 / people, to whom tokens are issued"},
     {"name": "tokens", "description": "令牌 / API tokens (admin)"},
     {"name": "ops", "description": "运维 / health, readiness, metrics"},
 ]
@@ -132,15 +140,25 @@ def create_app(
         thresholds.router,
         alerts.router,
         hazards.router,
+        rectifications.router,
+        inspections.router,
+        hazards.inspection_hazards_router,
+        evidence.router,
         statistics.router,
         webhooks.router,
         links.router,
         dead_letters.router,
+        users.router,
+        tokens.user_tokens_router,
         tokens.router,
         tokens.me_router,
     ):
         app.include_router(router, responses=API_ERRORS)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        larger=((evidence.UPLOAD_PATH, settings.evidence_max_bytes),),
+    )
     app.add_middleware(Observe, metrics=ApiMetrics.create(registry))
     registry.register(PoolCollector(app.state))
 

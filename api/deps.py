@@ -3,7 +3,7 @@
 Ids and free-form JSON are read through the types below and nowhere else, so a route cannot
 forget a bound:
 
-- `Id32` / `Id64` (path) and `QueryId32` (query): an id in a URL is canonical decimal digits,
+- `Id32` / `Id64` (path) and `QueryId32` / `QueryId64` (query): an id in a URL is canonical decimal digits,
   `^[1-9][0-9]*$`, within its column's range. pydantic's lax `int` would also read `20.0`,
   `1_0`, `+1`, ` 1` and `01` as ids: one row had many URLs, and `DELETE /tokens/20.0` revoked
   token 20.
@@ -92,6 +92,8 @@ Id64 = Annotated[_BigSerial, BeforeValidator(id_text), Path(description="编号 
 """A path id of a `bigserial` column."""
 QueryId32 = Annotated[_Serial | None, BeforeValidator(id_text), Query()]
 """An optional query filter on a `serial` id (default it to None)."""
+QueryId64 = Annotated[_BigSerial | None, BeforeValidator(id_text), Query()]
+"""An optional query filter on a `bigserial` id (default it to None)."""
 BodyId32 = Annotated[_Serial, Strict()]
 """A JSON body's reference to a `serial` id: a JSON integer, not `true`, `1.0` or `"1"`."""
 BodyId64 = Annotated[_BigSerial, Strict()]

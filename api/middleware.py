@@ -8,8 +8,9 @@ never a header, a query string or a body, so no secret reaches the logs.
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,19 +29,37 @@ _METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"
 
 
 class BodyLimit:
-    """Refuse request bodies over `max_bytes` with 413, whether declared or streamed."""
+    """Refuse request bodies over `max_bytes` with 413, whether declared or streamed.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    `larger` gives the POST paths matching a pattern another limit: evidence uploads (photos,
+    PDFs) are larger than any JSON body, and their routes stream them to disk.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        larger: Sequence[tuple[re.Pattern[str], int]] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.larger = tuple(larger)
+
+    def _limit(self, scope: Scope) -> int:
+        if scope.get("method") == "POST":
+            for pattern, limit in self.larger:
+                if pattern.fullmatch(scope["path"]):
+                    return limit
+        return self.max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            response = problem(Request(scope), 413, self._message())
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            response = problem(Request(scope), 413, self._message(limit))
             await response(scope, receive, send)
             return
         received = 0
@@ -50,14 +69,15 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise HTTPException(413, self._message())
+                if received > limit:
+                    raise HTTPException(413, self._message(limit))
             return message
 
         await self.app(scope, limited, send)
 
-    def _message(self) -> str:
-        return f"the request body exceeds {self.max_bytes} bytes"
+    @staticmethod
+    def _message(limit: int) -> str:
+        return f"the request body exceeds {limit} bytes"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ docs/architecture.md); each service takes its own section (`settings.ingest`, `s
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Self
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -79,6 +80,10 @@ class ApiSettings:
     port: int
     max_body_bytes: int
     statement_timeout_s: float
+    evidence_dir: Path
+    """Where evidence files are stored, content-addressed."""
+    evidence_max_bytes: int
+    """The largest evidence upload (the body limit of the upload routes)."""
     link_secret: str | None = field(default=None, repr=False)
     """Checks the signed links in notifications (`/links/{token}`); None: every link is 404."""
 
@@ -199,6 +204,17 @@ class Settings(BaseSettings):
                 )
         return self
 
+    # evidence files (photos, PDFs) of the hazard loop
+    evidence_dir: Path = Field(
+        default=Path("var/evidence"),
+        description="where evidence files are stored, content-addressed by SHA-256",
+    )
+    evidence_max_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1024,
+        description="larger evidence uploads are refused with 413",
+    )
+
     @field_validator("mqtt_url")
     @classmethod
     def _check_mqtt_url(cls, value: str) -> str:
@@ -257,6 +273,8 @@ class Settings(BaseSettings):
             max_body_bytes=self.api_max_body_bytes,
             statement_timeout_s=self.api_statement_timeout_s,
             link_secret=self._link_secret,
+            evidence_dir=self.evidence_dir,
+            evidence_max_bytes=self.evidence_max_bytes,
         )
 
     @property

@@ -91,11 +91,92 @@ HazardState = Literal["registered", "assigned", "rectified", "verified", "closed
 """Where a hazard (隐患) stands in the closed loop (`registry.lifecycle`)."""
 HAZARD_STATES: tuple[HazardState, ...] = get_args(HazardState)
 HazardLevel = Literal["general", "major"]
-"""一般隐患 / 重大事故隐患."""
+"""一般隐患 / 重大事故隐患 (建质规〔2022〕2号)."""
+HAZARD_LEVELS: tuple[HazardLevel, ...] = get_args(HazardLevel)
+HazardSource = Literal["sensor", "inspection", "report"]
+"""Where a hazard was found: a monitoring alarm, an inspection (巡查), a report (上报)."""
+HAZARD_SOURCES: tuple[HazardSource, ...] = get_args(HazardSource)
 HazardAction = Literal[
-    "register", "raise_level", "assign", "rectify", "verify", "reject", "close", "supervise"
+    "register",
+    "raise_level",
+    "plan",
+    "assign",
+    "rectify",
+    "verify",
+    "verify_override",
+    "reject",
+    "close",
+    "supervise",
+    "evidence",
+    "remind",
+    "overdue",
+    "escalate",
 ]
-"""Every action of `hazard_events.action`."""
+"""Every action of `hazard_events.action`.
+
+The people's actions (`registry.lifecycle`): `register`, `plan` (the rectification plan drafted
+or revised), `assign`, `rectify`, `verify` (or `verify_override`: verified while the hazard's
+alert is still open, by a supervisor, with a reason), `reject`, `close`, `supervise`, `evidence`
+(a file attached). The engine's: `raise_level`. The deadline sweep's (`registry.deadlines`),
+each written once: `remind` and `overdue` (data `{"due": iso, "kind": "rectification" |
+"verification"}`), `escalate` (data `{"to_region": "<2/4/6-digit prefix>", "reason": ...,
+"due", "kind"}`). The notifier turns `assign`, `remind`, `overdue`, `escalate`, `supervise` and
+the `register` of a major hazard into messages.
+"""
+HAZARD_ACTIONS: tuple[HazardAction, ...] = get_args(HazardAction)
+DeadlineKind = Literal["rectification", "verification"]
+"""What a deadline is for: the rectification (整改期限) or its verification (复查验收期限)."""
+SupervisionLevel = Literal["province", "city", "county"]
+"""The level of the authority that lists a hazard for supervision (挂牌督办): 省、市、县."""
+SUPERVISION_LEVELS: tuple[SupervisionLevel, ...] = get_args(SupervisionLevel)
+SUPERVISION_PREFIX_DIGITS: Mapping[SupervisionLevel, int] = {
+    "province": 2,
+    "city": 4,
+    "county": 6,
+}
+"""How many digits of a GB/T 2260 code name a division of each level."""
+InspectionAction = Literal["inspection_missed"]
+"""Every action of `inspection_events.action`: a planned inspection not recorded in its window."""
+InspectionResult = Literal["pass", "fail", "na"]
+"""One checklist item's result: 合格, 不合格 (a hazard may be registered from it), 不适用."""
+
+HAZARD_STATE_LABELS: Mapping[str, tuple[str, str]] = {
+    "registered": ("已登记", "registered"),
+    "assigned": ("整改中", "assigned"),
+    "rectified": ("待复查", "rectified"),
+    "verified": ("已验收", "verified"),
+    "closed": ("已销号", "closed"),
+}
+HAZARD_LEVEL_LABELS: Mapping[str, tuple[str, str]] = {
+    "general": ("一般隐患", "general"),
+    "major": ("重大事故隐患", "major"),
+}
+HAZARD_SOURCE_LABELS: Mapping[str, tuple[str, str]] = {
+    "sensor": ("监测报警", "sensor alarm"),
+    "inspection": ("巡查检查", "inspection"),
+    "report": ("上报", "report"),
+}
+HAZARD_ACTION_LABELS: Mapping[str, tuple[str, str]] = {
+    "register": ("登记", "registered"),
+    "raise_level": ("升为重大隐患", "raised to major"),
+    "plan": ("整改方案", "rectification plan"),
+    "assign": ("下达整改", "assigned"),
+    "rectify": ("整改完成", "rectified"),
+    "verify": ("复查验收", "verified"),
+    "verify_override": ("报警未消除验收（督办人确认）", "verified over an open alert"),
+    "reject": ("复查不合格", "rejected"),
+    "close": ("销号", "closed out"),
+    "supervise": ("挂牌督办", "listed supervision"),
+    "evidence": ("上传佐证", "evidence attached"),
+    "remind": ("期限提醒", "deadline reminder"),
+    "overdue": ("已逾期", "overdue"),
+    "escalate": ("逾期升级督办", "escalated"),
+}
+"""Each hazard state, level, source and action as (Chinese, English) for lists and messages."""
+DEADLINE_KIND_LABELS: Mapping[str, tuple[str, str]] = {
+    "rectification": ("整改期限", "rectification deadline"),
+    "verification": ("复查验收期限", "verification deadline"),
+}
 
 WebhookKind = Literal["generic", "wecom", "dingtalk", "feishu"]
 """Receivers of notifications: signed generic JSON, 企业微信, 钉钉, 飞书 robots."""

@@ -1,15 +1,15 @@
 """What the notifier delivers, typed once from the outbox payload; pure.
 
 An outbox row is one thing to tell one subscription: an alert transition (`Notification`, payload
-built by the 0005/0020 trigger through the `notify_transition_payloads` view), a reminder or an
+built by the 0005/0017 trigger through the `notify_transition_payloads` view), a reminder or an
 escalation of an alert (the same payload with `notice` and its details, added by the notifier),
-or a hazard event (`HazardNotification`, built by the 0021 trigger). Payloads arrive as
+or a hazard event (`HazardNotification`, built by the 0018 trigger). Payloads arrive as
 psycopg's `json.loads` of the jsonb and are parsed and checked here, when the notifier first
 takes the row: one that does not parse is a `NotificationError` naming the key and the problem,
 which the notifier settles as failed for good (see `notify.outbox`) instead of retrying it
 forever. Keys the notifier does not know are ignored, so that a migration adding one to a
 trigger never makes a running notifier refuse every alert; keys added since 0005 (the work,
-`opened_at`, the notice) are optional, so rows queued before 0020 still parse.
+`opened_at`, the notice) are optional, so rows queued before 0017 still parse.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ Notice = Literal["transition", "remind", "escalate"]
 """What an alert notification says: a transition happened, it is still not acknowledged
 (a reminder), or it went up the ladder unacknowledged (an escalation)."""
 HazardNotice = Literal["register", "assign", "remind", "overdue", "escalate", "supervise"]
-"""The `hazard_events` actions that notify (the contract with the hazard loop, migration 0021)."""
+"""The `hazard_events` actions that notify (the contract with the hazard loop, migration 0018)."""
 DueKind = Literal["rectification", "verification"]
 """What a hazard's `remind`/`overdue` event is due for (its `data.kind`)."""
 LadderLevel = Literal["site", "county", "city", "province"]
@@ -69,7 +69,7 @@ class Escalation(TypedDict):
 class NotificationPayload(TypedDict):
     """The outbox payload of an alert notification, keys in the order jsonb keeps them (shorter
     first, then bytewise): the order generic receivers have always got them in. The keys marked
-    NotRequired came after 0005 (migration 0020, and the notifier's reminders and escalations)."""
+    NotRequired came after 0005 (migration 0017, and the notifier's reminders and escalations)."""
 
     rule: str
     grade: int
@@ -318,7 +318,7 @@ class HazardNotification:
 
     @classmethod
     def from_payload(cls, payload: object) -> HazardNotification:
-        """Parse and check a hazard event's outbox payload (migration 0021).
+        """Parse and check a hazard event's outbox payload (migration 0018).
 
         Raises:
             NotificationError: a key is missing or has the wrong type or value.
@@ -389,7 +389,7 @@ def parse_item(kind: OutboxKind, payload: object) -> Item:
 @dataclass(frozen=True, slots=True)
 class Subscription:
     """Where a notification goes: a row of `webhook_subscriptions` (its secret may be None),
-    with the numbers the notifier's policy reads (defaults: the columns', migration 0020).
+    with the numbers the notifier's policy reads (defaults: the columns', migration 0017).
 
     Attributes:
         group_wait_s: how long a new group waits for more before its first message, s.

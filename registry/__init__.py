@@ -10,10 +10,11 @@ from registry.inventory import (
     import_inventory,
     load_inventory,
 )
-from registry.lifecycle import Change, Hazard, HazardError
+from registry.lifecycle import Actor, Change, Hazard, HazardError, Plan
 
 __all__ = [
     "HAZARD_STATES",
+    "Actor",
     "Change",
     "Hazard",
     "HazardAction",
@@ -25,6 +26,7 @@ __all__ = [
     "Inventory",
     "InventoryError",
     "NewHazard",
+    "Plan",
     "alerts",
     "hazard_store",
     "import_inventory",

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 from psycopg import AsyncConnection
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel
 
 from api.deps import ConnDep
-from api.query import Filters, Resource, fetch_groups, fetch_row
-from api.resources import ALERTS, HAZARDS
+from api.query import Filters, Resource, fetch_groups, fetch_row, scope_condition
+from api.resources import ALERTS, HAZARDS, OVERDUE
 from api.security import ReaderDep
 from hazmon.auth import Principal
+from registry.statistics import GroupBy, period_statistics
 
 router = APIRouter(prefix="/statistics", tags=["statistics"])
 
@@ -43,8 +46,7 @@ _HAZARDS = Resource(
     name="hazard statistics",
     columns="count(*) FILTER (WHERE h.state <> 'closed') AS open, "
     "count(*) FILTER (WHERE h.state <> 'closed' AND h.level = 'major') AS major_open, "
-    "count(*) FILTER (WHERE h.deadline < now() AND h.state IN ('assigned', 'rectified'))"
-    " AS overdue, "
+    f"count(*) FILTER (WHERE {OVERDUE}) AS overdue, "
     "count(*) FILTER (WHERE h.state <> 'closed' AND h.listed_supervision) AS listed_supervision, "
     "count(*) FILTER (WHERE h.state = 'closed') AS closed",
     source=HAZARDS.source,
@@ -78,8 +80,7 @@ _BY_REGION = Resource(
     "  WHERE d.site_id = s.id AND a.state <> 'resolved') al "
     "CROSS JOIN LATERAL (SELECT count(*) FILTER (WHERE h.state <> 'closed') AS open, "
     "  count(*) FILTER (WHERE h.state <> 'closed' AND h.level = 'major') AS major_open, "
-    "  count(*) FILTER (WHERE h.deadline < now() AND h.state IN ('assigned', 'rectified'))"
-    "  AS overdue FROM hazards h WHERE h.site_id = s.id) hz "
+    f"  count(*) FILTER (WHERE {OVERDUE}) AS overdue FROM hazards h WHERE h.site_id = s.id) hz "
     f"LEFT JOIN regions r ON r.code = {_DIVISION}",
     id_column="s.id",
     sortable={},
@@ -203,3 +204,70 @@ async def get_statistics_by_region(
     return RegionStatisticsPublic(
         parent=parent, data=[RegionCounts.model_validate(r) for r in rows]
     )
+
+
+class HazardTallyPublic(BaseModel):
+    """Hazards of a group in the period: opened, closed, marked overdue, closure rate (of those
+    opened, the share closed out by the period's end), hours from finding to close-out."""
+
+    opened: int
+    closed: int
+    overdue: int
+    closure_rate: float | None
+    mean_close_h: float | None
+    p90_close_h: float | None
+
+
+class GroupStatisticsPublic(BaseModel):
+    """One site's or division's figures for the period."""
+
+    key: str
+    name: str
+    hazards: HazardTallyPublic
+    hazards_by_kind: dict[str, HazardTallyPublic]
+    hazards_by_level: dict[str, HazardTallyPublic]
+    alerts_by_grade: dict[str, int]
+    alerts_by_kind: dict[str, int]
+    missed_inspections: int
+
+
+class PeriodStatisticsPublic(BaseModel):
+    """The loop's figures over a period, per site or division, and their total."""
+
+    start: datetime
+    end: datetime
+    by: GroupBy
+    region: str
+    groups: list[GroupStatisticsPublic]
+    total: GroupStatisticsPublic
+
+
+MAX_PERIOD = timedelta(days=3660)
+
+
+@router.get(
+    "/period",
+    response_model=PeriodStatisticsPublic,
+    summary="期间统计（通报、考核）/ the hazard loop over a period, per site or division",
+)
+async def get_period_statistics(
+    conn: ConnDep,
+    who: ReaderDep,
+    start: Annotated[AwareDatetime, Query(description="期间起（含）/ from")],
+    end: Annotated[AwareDatetime, Query(description="期间止（不含）/ until")],
+    by: Annotated[
+        GroupBy, Query(description="按工地、县、市、省分组 / per site, county, city or province")
+    ] = "site",
+    region: Annotated[
+        str, Query(pattern=r"^([0-9]{2}){0,3}$", description="区划前缀 / region prefix")
+    ] = "",
+) -> PeriodStatisticsPublic:
+    """Hazards opened, closed and overdue, the closure rate, mean and 90th-percentile time to
+    close (by hazard kind and level), alerts by grade and kind, and missed inspections, for each
+    site or division the caller sees with activity in `[start, end)`."""
+    if end <= start or end - start > MAX_PERIOD:
+        raise HTTPException(422, "the period must end after it starts and last at most 3660 days")
+    result = await period_statistics(
+        conn, start=start, end=end, by=by, region=region, scope=scope_condition(who)
+    )
+    return PeriodStatisticsPublic.model_validate(asdict(result))

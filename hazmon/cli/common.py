@@ -9,6 +9,10 @@ import threading
 from hazmon.settings import Settings
 
 
+class InputError(ValueError):
+    """A command's input is invalid: the CLI exits 2 with this message."""
+
+
 def stop_on_signals() -> threading.Event:
     """An event set by SIGINT or SIGTERM: long-running commands stop when it is set."""
     stop = threading.Event()

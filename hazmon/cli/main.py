@@ -21,11 +21,21 @@ EXIT_INPUT = 2
 
 def _input_errors() -> tuple[type[Exception], ...]:
     """The errors that mean the user's input is wrong, not hazmon: exit 2 with their text."""
+    from hazmon.cli.common import InputError
     from registry import InventoryError
     from registry.broker import BrokerConfigError
+    from registry.inspections import InspectionError
     from rules import ProfileError
 
-    return (InventoryError, CatalogueError, ProfileError, AuthError, BrokerConfigError)
+    return (
+        InventoryError,
+        CatalogueError,
+        ProfileError,
+        AuthError,
+        BrokerConfigError,
+        InputError,
+        InspectionError,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         services.add_simulate,
         services.add_run,
         services.add_demo,
+        tokens.add_user,
         tokens.add_token,
         registry.add_broker_config,
         registry.add_device_credentials,

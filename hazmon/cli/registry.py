@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from pathlib import Path
 
-from hazmon.db import connect, redact
+from hazmon.db import DatabaseError, connect, redact
 from hazmon.settings import Settings
 
 
@@ -39,6 +40,114 @@ def cmd_registry_import(settings: Settings, args: argparse.Namespace) -> int:
         f"危大工程 works {summary.works}, 设备 devices {summary.devices}, 序列 series {summary.series}"
     )
     return 0
+
+
+def _aware_time(text: str, option: str) -> datetime:
+    """An ISO 8601 time with a zone from the command line; InputError otherwise."""
+    from hazmon.cli.common import InputError
+
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option} {text!r} is not an ISO 8601 time") from None
+    if value.tzinfo is None:
+        raise InputError(f"{option} needs a time zone, e.g. 2026-12-01T08:00+08:00")
+    return value
+
+
+def cmd_registry_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the reminders, overdue marks, escalations and missed inspections due now (once
+    each); with --every-s, keep doing so until SIGINT/SIGTERM."""
+    import asyncio
+    from datetime import UTC
+
+    import psycopg
+
+    from hazmon.cli.common import stop_on_signals
+    from registry.sweep import run_sweep, sweep_forever
+
+    if args.every_s is not None:
+        if args.now is not None:
+            raise _input_error("--now is for a single sweep, not with --every-s")
+        stop = stop_on_signals()
+        asyncio.run(
+            sweep_forever(settings.database_url, interval_s=args.every_s, stopped=stop.is_set)
+        )
+        return 0
+    now = _aware_time(args.now, "--now") if args.now else datetime.now(UTC)
+
+    async def once() -> tuple[int, int, int, int]:
+        try:
+            conn = await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise DatabaseError(
+                f"cannot connect to {redact(settings.database_url)}: {exc}"
+            ) from None
+        async with conn:
+            r = await run_sweep(conn, now=now)
+        return r.remind, r.overdue, r.escalate, r.inspection_missed
+
+    remind, overdue, escalate, missed = asyncio.run(once())
+    print(
+        f"期限检查 / sweep at {now.isoformat()}: 提醒 reminders {remind}, 逾期 overdue {overdue}, "
+        f"升级 escalations {escalate}, 漏检 missed inspections {missed}"
+    )
+    return 0
+
+
+def cmd_registry_export(settings: Settings, args: argparse.Namespace) -> int:
+    """Write one of the two lists (or the listed-supervision notice) to a CSV or XLSX file."""
+    import asyncio
+    import os
+
+    import psycopg
+
+    from hazmon.auth import region_prefix, site_id_by_code
+    from registry import lists
+
+    out = Path(args.out)
+    fmt = args.format or (out.suffix.lstrip(".").lower() if out.suffix else "xlsx")
+    if fmt not in ("csv", "xlsx"):
+        raise _input_error(f"--format must be csv or xlsx (or an --out ending in one), got {fmt!r}")
+    if out.exists() and not args.force:
+        raise _input_error(f"{out} exists; pass --force to replace it")
+    spec = lists.LISTS[args.list]
+    with connect(settings.database_url) as conn:
+        site_id = site_id_by_code(conn, args.site) if args.site else None
+    filters = lists.ListFilters(
+        region=region_prefix(args.region) if args.region else None,
+        site_id=site_id,
+        kind=args.kind,
+        level=args.level,
+        state=args.state,
+        start=_aware_time(args.start, "--start") if args.start else None,
+        end=_aware_time(args.end, "--end") if args.end else None,
+    )
+
+    async def rows() -> list[dict[str, object]]:
+        async with await psycopg.AsyncConnection.connect(settings.database_url) as conn:
+            return await lists.fetch_list(conn, spec, filters)
+
+    try:
+        found = asyncio.run(rows())
+    except lists.ListTooLongError as exc:
+        raise _input_error(str(exc)) from None
+    partial = out.with_name(out.name + ".partial")
+    with partial.open("wb") as f:
+        if fmt == "csv":
+            for chunk in lists.csv_chunks(spec, found):
+                f.write(chunk)
+        else:
+            lists.write_xlsx(spec, found, f)
+    os.replace(partial, out)
+    print(f"已导出 / exported {spec.title_zh} ({args.list}): {len(found)} 行 rows -> {out}")
+    return 0
+
+
+def _input_error(message: str) -> Exception:
+    from hazmon.cli.common import InputError
+
+    return InputError(message)
 
 
 def cmd_dead_letters_replay(settings: Settings, args: argparse.Namespace) -> int:
@@ -263,6 +372,51 @@ def add_registry(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     imp.add_argument("file", help="清单文件 / inventory file (docs/inventory.md)")
     imp.set_defaults(func=cmd_registry_import)
+    sweep = registry_sub.add_parser(
+        "sweep",
+        help="期限检查：提醒、逾期、升级督办、漏检（每项只记一次）/ deadline sweep: reminders, "
+        "overdue, escalation, missed inspections (each written once)",
+    )
+    sweep.add_argument(
+        "--every-s",
+        type=float,
+        metavar="SECONDS",
+        help="每隔多少秒检查一次，直到 SIGINT/SIGTERM（hazmon run 用 60）/ repeat every N seconds "
+        "until stopped (hazmon run uses 60); without it, sweep once (for cron)",
+    )
+    sweep.add_argument(
+        "--now",
+        metavar="ISO-TIME",
+        help="按此时刻检查（含时区；测试与补跑用）/ sweep as of this time (with zone; tests, catch-up)",
+    )
+    sweep.set_defaults(func=cmd_registry_sweep)
+    export = registry_sub.add_parser(
+        "export",
+        help="导出两个清单或挂牌督办公告（CSV 或 XLSX）/ export the two lists or the notice of "
+        "listed supervision (CSV or XLSX)",
+    )
+    export.add_argument(
+        "list",
+        choices=["hazards", "rectifications", "supervision"],
+        help="hazards 动态隐患清单 | rectifications 整改措施清单 | supervision 挂牌督办公告",
+    )
+    export.add_argument("--out", required=True, metavar="FILE", help="输出文件 / output file")
+    export.add_argument(
+        "--format", choices=["csv", "xlsx"], help="格式（缺省按文件后缀）/ default: from --out"
+    )
+    export.add_argument("--force", action="store_true", help="覆盖已有文件 / replace FILE")
+    export.add_argument("--region", help="区划前缀 / region prefix (2, 4 or 6 digits)")
+    export.add_argument("--site", help="工地编号 / one site's code")
+    export.add_argument("--kind", help="危大工程类别 / hazard kind (tower_crane, ...)")
+    export.add_argument("--level", choices=["general", "major"], help="等级 / level")
+    export.add_argument(
+        "--state",
+        choices=["registered", "assigned", "rectified", "verified", "closed"],
+        help="状态 / the hazard's state",
+    )
+    export.add_argument("--start", metavar="ISO-TIME", help="期间起（含）/ from (with zone)")
+    export.add_argument("--end", metavar="ISO-TIME", help="期间止（不含）/ until (with zone)")
+    export.set_defaults(func=cmd_registry_export)
 
 
 def add_dead_letters(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

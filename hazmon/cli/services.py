@@ -7,6 +7,10 @@ import argparse
 from hazmon.cli.common import add_metrics_port, serve_metrics, stop_on_signals
 from hazmon.settings import Settings
 
+SWEEP_INTERVAL_S = 60
+"""How often `hazmon run`'s sweep child looks at deadlines and inspection rounds (a minute: a
+reminder a day ahead or an overdue mark is never more than a minute late)."""
+
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     """Run one ingest worker until SIGINT/SIGTERM."""
@@ -56,10 +60,17 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
-    """Run ingest and the API as one supervised process group."""
+    """Run ingest, the API, the notifier and the deadline sweep as one supervised process group."""
     from hazmon.cli.supervisor import Supervisor
 
-    supervisor = Supervisor({"ingest": ["ingest"], "api": ["api"], "notify": ["notify"]})
+    supervisor = Supervisor(
+        {
+            "ingest": ["ingest"],
+            "api": ["api"],
+            "notify": ["notify"],
+            "sweep": ["registry", "sweep", "--every-s", str(SWEEP_INTERVAL_S)],
+        }
+    )
     supervisor.install_signal_handlers()
     return supervisor.run()
 
@@ -112,7 +123,9 @@ def add_simulate(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """`hazmon run`."""
     sub.add_parser(
-        "run", help="一并运行接入、接口与推送 / run ingest, the API and the notifier, supervised"
+        "run",
+        help="一并运行接入、接口、推送与期限检查 / run ingest, the API, the notifier and the "
+        "deadline sweep, supervised",
     ).set_defaults(func=cmd_run)
 
 

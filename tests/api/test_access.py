@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
+from registry.inspections import checklist
 from tests.support.tokens import bearer
-from tests.support.world import ROLES, World
+from tests.support.world import JPEG, ROLES, World
 
 EVERYONE = ROLES
 READERS = ("admin", "regulator", "inspector", "enterprise")
@@ -26,8 +27,9 @@ EDITORS = ("admin", "regulator")
 RECTIFIERS = ("admin", "enterprise")
 ADMIN = ("admin",)
 FUTURE = "2099-01-01T00:00:00Z"
+PERIOD = {"start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}
 
-Body = Callable[[SimpleNamespace, SimpleNamespace], dict[str, Any]]
+Body = Callable[[SimpleNamespace, SimpleNamespace], dict[str, Any] | bytes]
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class Case:
     status: int = 200
     tenant: str = "A"
     body: Body | None = field(default=None, repr=False)
+    query: dict[str, str] | None = None
 
 
 def _note(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
@@ -47,7 +50,37 @@ def _note(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
 
 
 def _assign(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
-    return {"responsible_unit": "甲建设", "responsible_person": "张工", "deadline": FUTURE}
+    """The five items a major hazard needs before it is assigned (五到位)."""
+    return {
+        "measures": "复紧附着螺栓",
+        "responsible_unit": "甲建设",
+        "responsible_person": "张工",
+        "funds_yuan": 5000,
+        "deadline": FUTURE,
+        "emergency_plan": "停止吊装，设警戒区",
+    }
+
+
+def _supervise(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
+    return {"authority": "湖北省住建厅", "level": "province", "due": FUTURE}
+
+
+def _plan(work: int, inspector: int) -> dict[str, Any]:
+    return {"work_id": work, "inspector_user_id": inspector, "frequency_h": 12}
+
+
+def _record(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
+    items = [i["code"] for i in checklist("tower_crane").items]
+    return {"results": [{"item": code, "result": "pass"} for code in items], "notes": "正常"}
+
+
+def _failed_item(a: SimpleNamespace, b: SimpleNamespace) -> dict[str, Any]:
+    return {"item": "safety_devices", "level": "major", "location": "1号塔吊"}
+
+
+def _photo(a: SimpleNamespace, b: SimpleNamespace) -> bytes:
+    """An upload's body: the file itself."""
+    return JPEG
 
 
 def _baseline() -> dict[str, Any]:
@@ -87,18 +120,42 @@ CASES: list[Case] = [
     Case("GET", "/alerts/{a.alert}", READERS),
     Case("GET", "/alerts/{b.alert}", READERS, tenant="B"),
     Case("GET", "/hazards", READERS),
+    Case("GET", "/hazards/export", READERS),
+    Case("GET", "/hazards/supervised", READERS),
+    Case("GET", "/hazards/supervised/export", READERS),
+    Case("GET", "/rectifications/export", READERS),
     Case("GET", "/hazards/{a.hazard_registered}", READERS),
     Case("GET", "/hazards/{b.hazard_registered}", READERS, tenant="B"),
     Case("GET", "/hazards/{a.hazard_registered}/events", READERS),
     Case("GET", "/hazards/{b.hazard_registered}/events", READERS, tenant="B"),
+    Case("GET", "/checklists", READERS),
+    Case("GET", "/inspection-plans", READERS),
+    Case("GET", "/inspection-plans/{a.plan}", READERS),
+    Case("GET", "/inspection-plans/{b.plan}", READERS, tenant="B"),
+    Case("GET", "/inspections", READERS),
+    Case("GET", "/inspections/{a.inspection}", READERS),
+    Case("GET", "/inspections/{b.inspection}", READERS, tenant="B"),
+    Case("GET", "/inspection-events", READERS),
+    Case("GET", "/evidence", READERS),
+    Case("GET", "/evidence/{a.evidence}", READERS),
+    Case("GET", "/evidence/{b.evidence}", READERS, tenant="B"),
+    Case("GET", "/evidence/{a.evidence}/content", READERS),
+    Case("GET", "/evidence/{b.evidence}/content", READERS, tenant="B"),
+    Case("GET", "/rectifications", READERS),
+    Case("GET", "/rectifications/{a.rectification_assigned}", READERS),
+    Case("GET", "/rectifications/{b.rectification_assigned}", READERS, tenant="B"),
     Case("GET", "/statistics", READERS),
     Case("GET", "/statistics/regions", READERS),
+    Case("GET", "/statistics/period", READERS, query=PERIOD),
     Case("GET", "/webhooks", ADMIN),
     Case("GET", "/webhooks/{x.webhook}", ADMIN),
     Case("GET", "/dead-letters", ADMIN),
     Case("GET", "/dead-letters/{x.dead_letter}", ADMIN),
     Case("GET", "/tokens", ADMIN),
     Case("GET", "/me", READERS),
+    Case("GET", "/users", SUPERVISORS),
+    Case("GET", "/users/{a.user}", SUPERVISORS),
+    Case("GET", "/users/{b.user}", SUPERVISORS, tenant="B"),
     # re-baselining: those who edit thresholds, within their scope
     Case("POST", "/series/{a.series}/baselines", EDITORS, 201, body=lambda a, b: _baseline()),
     Case(
@@ -211,18 +268,25 @@ CASES: list[Case] = [
     Case("POST", "/hazards/{a.hazard_rectified2}/reject", SUPERVISORS, body=_note),
     Case("POST", "/hazards/{a.hazard_verified}/close", SUPERVISORS, body=_note),
     Case("POST", "/hazards/{b.hazard_verified}/close", SUPERVISORS, tenant="B", body=_note),
+    Case("POST", "/hazards/{a.hazard_registered}/plan", SUPERVISORS, body=_assign),
+    Case("POST", "/hazards/{b.hazard_registered}/plan", SUPERVISORS, tenant="B", body=_assign),
+    Case("POST", "/hazards/{a.hazard_assigned}/supervise", EDITORS, body=_supervise),
+    Case("POST", "/hazards/{b.hazard_assigned}/supervise", EDITORS, tenant="B", body=_supervise),
+    # investigation: plans, records, a failed item's hazard
     Case(
         "POST",
-        "/hazards/{a.hazard_assigned}/supervise",
-        EDITORS,
-        body=lambda a, b: {"authority": "湖北省住建厅"},
+        "/inspection-plans",
+        READERS,
+        201,
+        body=lambda a, b: _plan(a.work, a.inspector_user),
     ),
     Case(
         "POST",
-        "/hazards/{b.hazard_assigned}/supervise",
-        EDITORS,
+        "/inspection-plans",
+        READERS,
+        201,
         tenant="B",
-        body=lambda a, b: {"authority": "湖北省住建厅"},
+        body=lambda a, b: _plan(b.work, b.inspector_user),
     ),
     # signed links in notifications: the link is the authority, whoever holds it (no token);
     # expired 403, tampered 404 (api/routes/links.py)
@@ -234,6 +298,34 @@ CASES: list[Case] = [
     Case("POST", "/links/{x.link_hazard}/acknowledge", EVERYONE, 409, body=_note),
     Case("POST", "/links/{x.link_expired}/acknowledge", EVERYONE, 403, body=_note),
     Case("POST", "/links/{x.link_forged}/acknowledge", EVERYONE, 404, body=_note),
+    Case("PATCH", "/inspection-plans/{a.plan}", READERS, body=lambda a, b: {"frequency_h": 8}),
+    Case(
+        "PATCH",
+        "/inspection-plans/{b.plan}",
+        READERS,
+        tenant="B",
+        body=lambda a, b: {"frequency_h": 8},
+    ),
+    Case("POST", "/inspection-plans/{a.plan}/records", READERS, 201, body=_record),
+    Case("POST", "/inspection-plans/{b.plan}/records", READERS, 201, tenant="B", body=_record),
+    Case("POST", "/inspections/{a.inspection}/hazards", READERS, 201, body=_failed_item),
+    Case(
+        "POST", "/inspections/{b.inspection}/hazards", READERS, 201, tenant="B", body=_failed_item
+    ),
+    # evidence: the file itself is the body
+    Case("POST", "/hazards/{a.hazard_registered}/evidence", READERS, 201, body=_photo),
+    Case("POST", "/hazards/{b.hazard_registered}/evidence", READERS, 201, tenant="B", body=_photo),
+    Case("POST", "/rectifications/{a.rectification_assigned}/evidence", READERS, 201, body=_photo),
+    Case(
+        "POST",
+        "/rectifications/{b.rectification_assigned}/evidence",
+        READERS,
+        201,
+        tenant="B",
+        body=_photo,
+    ),
+    Case("POST", "/inspections/{a.inspection}/evidence", READERS, 201, body=_photo),
+    Case("POST", "/inspections/{b.inspection}/evidence", READERS, 201, tenant="B", body=_photo),
     # admin-only resources
     Case(
         "POST",
@@ -244,6 +336,16 @@ CASES: list[Case] = [
     ),
     Case("PATCH", "/webhooks/{x.webhook}", ADMIN, body=lambda a, b: {"min_grade": 3}),
     Case("POST", "/dead-letters/replay", ADMIN, body=lambda a, b: {}),
+    Case(
+        "POST",
+        "/users",
+        ADMIN,
+        201,
+        body=lambda a, b: {"name": "王工", "role": "inspector", "region": "4201", "unit": "武汉站"},
+    ),
+    Case("PATCH", "/users/{a.user}", ADMIN, body=lambda a, b: {"unit": "武汉市安监站"}),
+    Case("PATCH", "/users/{b.user}", ADMIN, tenant="B", body=lambda a, b: {"unit": "深圳站"}),
+    Case("POST", "/users/{a.user}/tokens", ADMIN, 201, body=lambda a, b: {"name": "手机"}),
     Case(
         "POST",
         "/tokens",
@@ -299,7 +401,16 @@ def test_role_route_status_table(world: World, role: str) -> None:
         for case in CASES:
             path = case.path.format(a=a, b=b, x=x)
             body = case.body(a, b) if case.body else None
-            response = http.request(case.method, path, json=body)
+            if isinstance(body, bytes):
+                response = http.request(
+                    case.method,
+                    path,
+                    content=body,
+                    headers={"content-type": "image/jpeg"},
+                    params=case.query,
+                )
+            else:
+                response = http.request(case.method, path, json=body, params=case.query)
             want = expected(case, role)
             if response.status_code != want:
                 mismatches.append(

@@ -132,7 +132,17 @@ class Calls:
 
     def body(self, method: str, template: str) -> dict[str, Any] | None:
         case = self.case(method, template)
-        return case.body(self.names["a"], self.names["b"]) if case.body else None
+        body = case.body(self.names["a"], self.names["b"]) if case.body else None
+        assert not isinstance(body, bytes), f"{method} {template} takes a file, not JSON"
+        return body
+
+    def send(self, method: str, template: str) -> dict[str, Any]:
+        """The keyword arguments of httpx that send the route's valid body (JSON or a file)."""
+        case = self.case(method, template)
+        body = case.body(self.names["a"], self.names["b"]) if case.body else None
+        if isinstance(body, bytes):
+            return {"content": body, "headers": {"content-type": "image/jpeg"}}
+        return {"json": body}
 
 
 def _snapshot(db_url: str) -> dict[str, list[str]]:
@@ -201,7 +211,7 @@ def test_path_ids_are_canonical_digits_and_refusals_change_nothing(
         n = int(parts[at])  # a real row: a loose spelling read as `n` would act on it
         for spelling in loose_spellings(n, param["schema"]["maximum"]):
             path = "/".join([*parts[:at], quote(spelling, safe=""), *parts[at + 1 :]])
-            response = admin.request(method, path, json=calls.body(method, template))
+            response = admin.request(method, path, **calls.send(method, template))
             tried += 1
             if why := _refused(response, "path", param["name"]):
                 wrong.append(f"{method} {template} with {spelling[:12]!r}: {why}")

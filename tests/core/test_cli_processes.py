@@ -58,7 +58,7 @@ def test_run_starts_ingest_and_api_and_stops_both_on_signal(settings: Settings, 
     assert code == 0, logs
     assert '"ingest started"' in logs
     assert '"ingest stopped"' in logs
-    assert logs.count('"service stopped"') == 3  # ingest, api, notify
+    assert logs.count('"service stopped"') == 4  # ingest, api, notify, sweep
     assert not _healthy(port)
 
 

@@ -220,5 +220,5 @@ def _assert_no_restart(log_path: Path) -> None:
     exits = [e for e in lines if e["msg"] == "service exited; restarting"]
     assert not exits, exits
     started = [e for e in lines if e["msg"] == "service started"]
-    assert sorted(e["service"] for e in started) == ["api", "ingest", "notify"]
+    assert sorted(e["service"] for e in started) == ["api", "ingest", "notify", "sweep"]
     assert sum(e["msg"] == "ingest started" for e in lines) == 1

@@ -159,7 +159,7 @@ SUBSCRIPTION_COLUMNS = (
 def subscribe(conn: psycopg.Connection[Any], kind: str, url: str, **kw: Any) -> int:
     """Add a webhook subscription; return its id. Without grouping times it sends each
     notification at once (group_wait_s 0: what the tests of single deliveries need); other
-    columns of migration 0020 by name."""
+    columns of migration 0017 by name."""
     columns = {"group_wait_s": 0, **{k: v for k, v in kw.items() if k in SUBSCRIPTION_COLUMNS}}
     names = ", ".join(columns)
     marks = ", ".join(["%s"] * len(columns))

@@ -27,7 +27,7 @@ from tests.notify import legacy
 from tests.support.alerts import open_alert, transition
 from tests.support.inventories import crane_site, load
 
-# An outbox payload as the 0005 trigger wrote it (rows queued before migration 0020 look so), as
+# An outbox payload as the 0005 trigger wrote it (rows queued before migration 0017 look so), as
 # psycopg hands it over: keys in jsonb's order (shorter first, then bytewise), numbers as
 # json.loads reads them (jsonb writes 1.0 as 1, so `threshold` is an int).
 PAYLOAD: dict[str, Any] = {
@@ -49,7 +49,7 @@ PAYLOAD: dict[str, Any] = {
     "region_code": "420106",
     "transition_id": 42,
 }
-# The same as the 0020 trigger writes it: the work and when the alert opened, in jsonb's order.
+# The same as the 0017 trigger writes it: the work and when the alert opened, in jsonb's order.
 PAYLOAD_V2: dict[str, Any] = {
     "rule": "moment_ratio",
     "grade": 3,
@@ -96,7 +96,7 @@ RED: dict[str, Any] = {
     "value": 1.08,
     "reading_at": "2026-03-01T08:31:10+00:00",
 }
-# A hazard event's payload as the 0021 trigger writes it (a rectification reminder).
+# A hazard event's payload as the 0018 trigger writes it (a rectification reminder).
 HAZARD: dict[str, Any] = {
     "at": "2026-03-01T16:00:00+08:00",
     "data": {"due": "2026-03-02T18:00:00+08:00", "kind": "rectification"},
@@ -380,7 +380,7 @@ def test_payloads_written_by_the_trigger_make_the_same_requests(
     assert [p["action"] for p in payloads] == ["open", "escalate", "acknowledge", "resolve"]
     assert payloads[2]["threshold"] == "NaN"
     for payload in payloads:
-        assert list(payload) == list(PAYLOAD_V2)  # the keys of 0020, in jsonb's order
+        assert list(payload) == list(PAYLOAD_V2)  # the keys of 0017, in jsonb's order
         assert payload["work_code"] == "TC1"
         assert payload["hazard_kind"] == "tower_crane"
         assert Notification.from_payload(payload).to_payload() == payload

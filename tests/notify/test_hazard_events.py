@@ -1,4 +1,4 @@
-"""Hazard events notify (migration 0021, the contract with the hazard loop): which actions, to
+"""Hazard events notify (migration 0018, the contract with the hazard loop): which actions, to
 which subscriptions, in the event's own transaction, and what the receivers read."""
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def test_the_payload_shape_keeps_jsonbs_key_order() -> None:
     assert [k for k in keys if k not in notices] == list(PAYLOAD_V2)
 
 
-def test_a_payload_of_migration_0020_parses_with_its_work() -> None:
+def test_a_payload_of_migration_0017_parses_with_its_work() -> None:
     n = Notification.from_payload(PAYLOAD_V2)
     assert (n.work_id, n.work_code, n.work_name, n.hazard_kind) == (
         5,

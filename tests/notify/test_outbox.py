@@ -221,23 +221,23 @@ def test_a_target_whose_notifier_stalled_is_taken_over_and_the_stalled_one_sends
     _assert_each_sent_once_and_in_order(receiver.requests, 3)
 
 
-def test_a_row_queued_before_migration_0020_is_grouped_and_delivered_after_it(
+def test_a_row_queued_before_migration_0017_is_grouped_and_delivered_after_it(
     tmp_path: Path,
 ) -> None:
-    url = with_database(SERVER_URL, f"hazmon_t_pre0020_{uuid.uuid4().hex[:8]}")
+    url = with_database(SERVER_URL, f"hazmon_t_pre0017_{uuid.uuid4().hex[:8]}")
     try:
         ensure_database(url)
         with psycopg.connect(url, autocommit=True) as conn:  # the schema as main had it
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
             for migration in available_migrations():
-                if migration.version < "0020" and not migration.needs_tsl:
+                if migration.version < "0017" and not migration.needs_tsl:
                     conn.execute(migration.sql.encode())
             conn.execute(
                 "CREATE TABLE schema_migrations (version text PRIMARY KEY, "
                 "applied_at timestamptz NOT NULL DEFAULT now())"
             )
             for migration in available_migrations():
-                if migration.version < "0020" and not migration.needs_tsl:
+                if migration.version < "0017" and not migration.needs_tsl:
                     conn.execute("INSERT INTO schema_migrations VALUES (%s)", (migration.version,))
         load(url, tmp_path, crane_site("S1"))
         with psycopg.connect(url, autocommit=True) as conn:
@@ -249,7 +249,7 @@ def test_a_row_queued_before_migration_0020_is_grouped_and_delivered_after_it(
             old = conn.execute("SELECT payload FROM outbox").fetchone()
         assert old is not None
         assert "work_id" not in old[0]  # the 0005 payload
-        assert "0020_notify_grouping" in migrate(url).applied
+        assert "0017_notify_grouping" in migrate(url).applied
         with (
             receiving() as receiver,
             psycopg.connect(url, autocommit=True) as conn,

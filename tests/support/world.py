@@ -8,6 +8,7 @@ enterprise token and a gateway. Nobody but admin may see site B, except by guess
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -19,14 +20,18 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 from pydantic import SecretStr
 
 from hazmon.links import Link, sign_link
 from hazmon.settings import Settings
+from registry.inspections import plan_items
 from tests.support.inventories import crane_site, load
 from tests.support.services import running_api, running_ingest
 from tests.support.tokens import issue
 
+EVIDENCE_MAX_BYTES = 64 * 1024
+"""The world's evidence limit: small, so that a test can pass it."""
 ROLES = ("anonymous", "gateway", "admin", "regulator", "inspector", "enterprise")
 HAZARD_STATES = {
     "registered": ("registered", None),
@@ -57,7 +62,8 @@ class World:
     db_url: str
     tokens: dict[str, str | None]
     ids: dict[str, dict[str, int]]
-    """per site ("A", "B"): site, work, device, series, alert, threshold, hazard_<state>."""
+    """per site ("A", "B"): site, work, device, series, alert, threshold, hazard_<state>,
+    rectification_<state> (its round), user, inspector_user, plan, inspection, evidence."""
     extra: dict[str, Any]
     """admin-only things: webhook, dead_letter, spare_token; and the signed links of a
     notification sent to the webhook: link_alert (A's alert), link_hazard (A's registered
@@ -102,11 +108,71 @@ def _site(conn: psycopg.Connection[Any], code: str) -> dict[str, int]:
                RETURNING id""",
             (ids["site"], ids["work"], f"{code} {name}", state, rectified_by),
         )
+        if state != "registered":  # its round of rectification, as the loop would have opened
+            ids[f"rectification_{name}"] = returning_id(
+                """INSERT INTO rectifications (hazard_id, round, responsible_unit,
+                       responsible_person, deadline, assigned_by, assigned_at, reported_by,
+                       reported_at, outcome)
+                   SELECT id, 1, responsible_unit, responsible_person, deadline, found_by, now(),
+                          rectified_by, CASE WHEN rectified_by IS NOT NULL THEN now() END,
+                          CASE WHEN state = 'verified' THEN 'accepted' END
+                   FROM hazards WHERE id = %s RETURNING id""",
+                (ids[f"hazard_{name}"],),
+            )
+    # investigation: the site's safety officer, a plan of the crane's checklist, a record with a
+    # failed item, and a missed round
+    ids["inspector_user"] = returning_id(
+        "INSERT INTO users (name, role, site_id) VALUES (%s, 'enterprise', %s) RETURNING id",
+        (f"安全员{code}", ids["site"]),
+    )
+    items = plan_items("tower_crane")
+    ids["plan"] = returning_id(
+        """INSERT INTO inspection_plans (work_id, name, frequency_h, inspector_user, items,
+                                         starts_at, created_by)
+           VALUES (%s, '塔吊日常巡查', 24, %s, %s, now() - interval '3 days', 'test')
+           RETURNING id""",
+        (ids["work"], ids["inspector_user"], Jsonb(items)),
+    )
+    results = [
+        {"item": i["code"], "result": "fail" if i["code"] == "safety_devices" else "pass",
+         "note": "力矩限制器失效" if i["code"] == "safety_devices" else ""}
+        for i in items
+    ]  # fmt: skip
+    ids["inspection"] = returning_id(
+        """INSERT INTO inspection_records (plan_id, work_id, performed_by, performed_at, results,
+                                           failed)
+           VALUES (%s, %s, 'test', now() - interval '1 hour', %s, 1) RETURNING id""",
+        (ids["plan"], ids["work"], Jsonb(results)),
+    )
+    conn.execute(
+        """INSERT INTO inspection_events (plan_id, action, window_start, window_end)
+           VALUES (%s, 'inspection_missed', now() - interval '3 days', now() - interval '2 days')""",
+        (ids["plan"],),
+    )
     return ids
 
 
+JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + bytes(range(256)) * 4 + b"\xff\xd9"
+"""A small file with a JPEG's magic bytes (the evidence of each site's registered hazard)."""
+
+
+def _evidence(conn: psycopg.Connection[Any], ids: dict[str, int], directory: Path) -> int:
+    sha = hashlib.sha256(JPEG).hexdigest()
+    (directory / sha[:2]).mkdir(parents=True, exist_ok=True)
+    (directory / sha[:2] / sha).write_bytes(JPEG)
+    row = conn.execute(
+        """INSERT INTO evidence (sha256, size_bytes, media_type, filename, site_id, hazard_id,
+                                 uploaded_by)
+           VALUES (%s, %s, 'image/jpeg', '现场照片.jpg', %s, %s, 'test') RETURNING id""",
+        (sha, len(JPEG), ids["site"], ids["hazard_registered"]),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def build_world(db_url: str, tmp_path: Path) -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
-    """Fill the database; return the per-site ids and the admin-only ids."""
+    """Fill the database (and the evidence directory `tmp_path/evidence`); return the per-site
+    ids and the admin-only ids."""
     site_a = {**crane_site("A", "TC1-M", region="420106"), "enterprise": "甲建设"}
     site_b = {**crane_site("B", "TC1-M", region="440305"), "enterprise": "乙建设"}
     load(db_url, tmp_path, site_a, site_b)
@@ -118,6 +184,8 @@ def build_world(db_url: str, tmp_path: Path) -> tuple[dict[str, dict[str, int]],
                ('440300', '深圳市', '440000'), ('440305', '南山区', '440300')"""
         )
         ids = {"A": _site(conn, "A"), "B": _site(conn, "B")}
+        for site in ids.values():
+            site["evidence"] = _evidence(conn, site, tmp_path / "evidence")
         extra = {
             "webhook": conn.execute(
                 """INSERT INTO webhook_subscriptions (name, kind, url, secret)
@@ -163,6 +231,9 @@ def links(ids: dict[str, dict[str, int]], webhook: int) -> dict[str, str]:
 def world(settings: Settings, db_url: str, tmp_path: Path) -> Iterator[World]:
     """The two-tenant world, its tokens, and the API serving it (with an ingest worker)."""
     ids, extra = build_world(db_url, tmp_path)
+    settings = settings.model_copy(
+        update={"evidence_dir": tmp_path / "evidence", "evidence_max_bytes": EVIDENCE_MAX_BYTES}
+    )
     tokens: dict[str, str | None] = {
         "anonymous": None,
         "gateway": issue(db_url, "gateway"),
@@ -173,10 +244,14 @@ def world(settings: Settings, db_url: str, tmp_path: Path) -> Iterator[World]:
     }
     issue(db_url, "inspector", region="44")
     with psycopg.connect(db_url) as conn:
-        spare = conn.execute("SELECT max(id) FROM api_tokens").fetchone()
+        spare = conn.execute("SELECT max(id), max(user_id) FROM api_tokens").fetchone()
+        wuhan = conn.execute("SELECT id FROM users WHERE region_code = '4201'").fetchone()
     assert spare is not None
+    assert wuhan is not None
     extra["spare_token"] = int(spare[0])
     extra.update(links(ids, extra["webhook"]))
+    # users: the Wuhan inspector (in every A-side scope) and the Guangdong inspector (B side)
+    ids["A"]["user"], ids["B"]["user"] = int(wuhan[0]), int(spare[1])
     # an ingest worker carries out the dead-letter replays the API asks for
     with running_ingest(settings), running_api(with_links(settings)) as base:
         yield World(base, db_url, tokens, ids, extra)
